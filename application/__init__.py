@@ -1,0 +1,1 @@
+"""Commands of aero-auth. Decisions come from aggregates only."""

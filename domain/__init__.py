@@ -1,0 +1,4 @@
+"""The aero-auth domain: aggregates, events and pure rules.
+
+Imports only the standard library, ``eventsourcing.domain`` and ``pyotp``.
+"""

@@ -1,0 +1,499 @@
+"""The UserCredential aggregate: one user's password, groups, roles and authenticator.
+
+Every change and every authentication attempt is an event. A failed check is
+itself an event, and the lockout rules count those events, so throttling
+survives restarts and holds across all API processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from uuid import uuid4
+
+from eventsourcing.domain import Snapshot
+from eventsourcing.utils import register_topic
+
+from domain.base import AeroAggregate
+from domain.errors import (
+    InvalidChallengeError,
+    TooManyAttemptsError,
+    TwoFactorDisabledError,
+)
+from domain.rules import user_id, valid_groups, valid_reason, valid_roles, valid_username
+from domain.throttle import DISABLE_AFTER_FAILURES, Throttle
+
+# The steps a login challenge can lead to.
+DONE = "done"
+TWO_FACTOR = "two_factor"
+REGISTRATION = "registration"
+
+
+class UserCredential(AeroAggregate):
+    TOPIC = "aero:UserCredential"
+
+    class Created(AeroAggregate.Created):
+        TOPIC = "aero:UserCredential.Created"
+        environment: str
+        username: str
+        password_hash: str
+        groups: frozenset[str]
+        roles: frozenset[str]
+
+    class PasswordChanged(AeroAggregate.Event):
+        """A new password, set by an admin or by the user: ends pending logins and sessions."""
+
+        TOPIC = "aero:UserCredential.PasswordChanged"
+        password_hash: str
+
+        def apply(self, user: UserCredential) -> None:
+            user.password_hash = self.password_hash
+            user.password_failures = 0
+            user.password_locked_until = None
+            user.end_sessions(self.timestamp)
+
+    class PasswordRehashed(AeroAggregate.Event):
+        """Same password, hashed with the currently configured argon2 parameters."""
+
+        TOPIC = "aero:UserCredential.PasswordRehashed"
+        password_hash: str
+
+        def apply(self, user: UserCredential) -> None:
+            user.password_hash = self.password_hash
+
+    class GroupsChanged(AeroAggregate.Event):
+        TOPIC = "aero:UserCredential.GroupsChanged"
+        groups: frozenset[str]
+
+        def apply(self, user: UserCredential) -> None:
+            user.groups = frozenset(self.groups)
+
+    class RolesChanged(AeroAggregate.Event):
+        TOPIC = "aero:UserCredential.RolesChanged"
+        roles: frozenset[str]
+
+        def apply(self, user: UserCredential) -> None:
+            user.roles = frozenset(self.roles)
+
+    class PasswordStepSucceeded(AeroAggregate.Event):
+        """The password was right; ``next_step`` says what the login needs next."""
+
+        TOPIC = "aero:UserCredential.PasswordStepSucceeded"
+        challenge_id: str
+        next_step: str
+        expires_at: datetime
+
+        def apply(self, user: UserCredential) -> None:
+            user.password_failures = 0
+            user.password_lockouts = 0
+            user.password_locked_until = None
+            user.challenge_id = self.challenge_id
+            user.challenge_step = self.next_step
+            user.challenge_expires_at = self.expires_at
+
+    class PasswordStepFailed(AeroAggregate.Event):
+        TOPIC = "aero:UserCredential.PasswordStepFailed"
+        reason: str
+
+        def apply(self, user: UserCredential) -> None:
+            user.password_failures += 1
+
+    class PasswordStepLocked(AeroAggregate.Event):
+        TOPIC = "aero:UserCredential.PasswordStepLocked"
+        locked_until: datetime
+
+        def apply(self, user: UserCredential) -> None:
+            user.password_failures = 0
+            user.password_lockouts += 1
+            user.password_locked_until = self.locked_until
+
+    class PasswordStepThrottled(AeroAggregate.Event):
+        """A password attempt refused unchecked while the password step was locked."""
+
+        TOPIC = "aero:UserCredential.PasswordStepThrottled"
+        locked_until: datetime
+
+    class RegistrationStarted(AeroAggregate.Event):
+        """A new secret for this login's registration, encrypted (AES-GCM) by the application."""
+
+        TOPIC = "aero:UserCredential.RegistrationStarted"
+        challenge_id: str
+        encrypted_secret: str
+
+        def apply(self, user: UserCredential) -> None:
+            user.pending_secret = self.encrypted_secret
+            user.pending_challenge_id = self.challenge_id
+
+    class AuthenticatorRegistered(AeroAggregate.Event):
+        """The user confirmed the new secret with a code from the app (two-step enrolment)."""
+
+        TOPIC = "aero:UserCredential.AuthenticatorRegistered"
+        time_step: int
+
+        def apply(self, user: UserCredential) -> None:
+            user.secret = user.pending_secret
+            user.pending_secret = None
+            user.pending_challenge_id = None
+            user.last_used_step = self.time_step
+            user.reset_code_counters()
+            user.total_code_failures = 0
+            user.disabled = False
+
+    class CodeAccepted(AeroAggregate.Event):
+        TOPIC = "aero:UserCredential.CodeAccepted"
+        time_step: int
+
+        def apply(self, user: UserCredential) -> None:
+            user.last_used_step = self.time_step
+            user.reset_code_counters()
+
+    class CodeRejected(AeroAggregate.Event):
+        """A wrong or malformed code; ``kind`` is totp or recovery, both count the same."""
+
+        TOPIC = "aero:UserCredential.CodeRejected"
+        kind: str
+        reason: str
+
+        def apply(self, user: UserCredential) -> None:
+            user.count_code_failure()
+
+    class CodeReplayed(AeroAggregate.Event):
+        """A right code for a time step at or before the last one accepted (RFC 6238 §5.2)."""
+
+        TOPIC = "aero:UserCredential.CodeReplayed"
+        time_step: int
+
+        def apply(self, user: UserCredential) -> None:
+            user.count_code_failure()
+
+    class CodeStepLocked(AeroAggregate.Event):
+        TOPIC = "aero:UserCredential.CodeStepLocked"
+        locked_until: datetime
+
+        def apply(self, user: UserCredential) -> None:
+            user.code_failures = 0
+            user.code_lockouts += 1
+            user.code_locked_until = self.locked_until
+
+    class CodeStepThrottled(AeroAggregate.Event):
+        """A code attempt refused unchecked: the step is locked or the authenticator disabled."""
+
+        TOPIC = "aero:UserCredential.CodeStepThrottled"
+        reason: str
+
+    class AuthenticatorDisabled(AeroAggregate.Event):
+        TOPIC = "aero:UserCredential.AuthenticatorDisabled"
+        total_failures: int
+
+        def apply(self, user: UserCredential) -> None:
+            user.disabled = True
+
+    class TwoFactorReset(AeroAggregate.Event):
+        """An admin's reset: secret and recovery codes dead, pending logins and sessions ended."""
+
+        TOPIC = "aero:UserCredential.TwoFactorReset"
+        reason: str
+
+        def apply(self, user: UserCredential) -> None:
+            user.secret = None
+            user.pending_secret = None
+            user.pending_challenge_id = None
+            user.last_used_step = None
+            user.recovery_codes = frozenset()
+            user.reset_code_counters()
+            user.total_code_failures = 0
+            user.disabled = False
+            user.end_sessions(self.timestamp)
+
+    class RecoveryCodesIssued(AeroAggregate.Event):
+        TOPIC = "aero:UserCredential.RecoveryCodesIssued"
+        code_hashes: frozenset[str]
+
+        def apply(self, user: UserCredential) -> None:
+            user.recovery_codes = frozenset(self.code_hashes)
+
+    class RecoveryCodeUsed(AeroAggregate.Event):
+        TOPIC = "aero:UserCredential.RecoveryCodeUsed"
+        code_hash: str
+        remaining: int
+
+        def apply(self, user: UserCredential) -> None:
+            user.recovery_codes = user.recovery_codes - {self.code_hash}
+            user.reset_code_counters()
+
+    class LoginSucceeded(AeroAggregate.Event):
+        """The login is complete; ``method`` says how the last step was passed."""
+
+        TOPIC = "aero:UserCredential.LoginSucceeded"
+        method: str
+
+        def apply(self, user: UserCredential) -> None:
+            user.challenge_id = None
+            user.challenge_step = None
+            user.challenge_expires_at = None
+            user.last_login_at = self.timestamp
+
+    def __init__(
+        self,
+        environment: str,
+        username: str,
+        password_hash: str,
+        groups: frozenset[str],
+        roles: frozenset[str],
+    ) -> None:
+        self.environment = environment
+        self.username = username
+        self.password_hash = password_hash
+        self.groups = frozenset(groups)
+        self.roles = frozenset(roles)
+        self.password_failures = 0
+        self.password_lockouts = 0
+        self.password_locked_until: datetime | None = None
+        self.challenge_id: str | None = None
+        self.challenge_step: str | None = None
+        self.challenge_expires_at: datetime | None = None
+        self.pending_secret: str | None = None
+        self.pending_challenge_id: str | None = None
+        self.secret: str | None = None
+        self.last_used_step: int | None = None
+        self.code_failures = 0
+        self.code_lockouts = 0
+        self.code_locked_until: datetime | None = None
+        self.total_code_failures = 0
+        self.disabled = False
+        self.recovery_codes: frozenset[str] = frozenset()
+        self.sessions_valid_after: datetime | None = None
+        self.last_login_at: datetime | None = None
+
+    # ----- state helpers used by event bodies -----
+
+    def end_sessions(self, at: datetime) -> None:
+        self.challenge_id = None
+        self.challenge_step = None
+        self.challenge_expires_at = None
+        self.sessions_valid_after = at
+
+    def reset_code_counters(self) -> None:
+        self.code_failures = 0
+        self.code_lockouts = 0
+        self.code_locked_until = None
+
+    def count_code_failure(self) -> None:
+        self.code_failures += 1
+        self.total_code_failures += 1
+
+    # ----- queries -----
+
+    @property
+    def registered(self) -> bool:
+        return self.secret is not None
+
+    def code_step_locked_until(self, now: datetime) -> datetime | None:
+        if self.code_locked_until is not None and now < self.code_locked_until:
+            return self.code_locked_until
+        return None
+
+    def password_step_locked_until(self, now: datetime) -> datetime | None:
+        if self.password_locked_until is not None and now < self.password_locked_until:
+            return self.password_locked_until
+        return None
+
+    def next_step(self, required: bool) -> str:
+        """After the password: a registered user is always asked for a code (API.md)."""
+        if self.registered:
+            return TWO_FACTOR
+        return REGISTRATION if required else DONE
+
+    def session_valid(self, issued_at: datetime) -> bool:
+        return self.sessions_valid_after is None or issued_at >= self.sessions_valid_after
+
+    def check_challenge(self, challenge_id: str, step: str, now: datetime) -> None:
+        """Single use, latest only, for this step, not expired (SECURITY.md 11)."""
+        if (
+            self.challenge_id is None
+            or challenge_id != self.challenge_id
+            or self.challenge_step != step
+            or self.challenge_expires_at is None
+            or now >= self.challenge_expires_at
+        ):
+            raise InvalidChallengeError("the login token is not valid for this step")
+
+    def check_code_step_open(self, now: datetime) -> None:
+        """Raise if codes are refused unchecked; the caller records the refusal first."""
+        if self.disabled:
+            raise TwoFactorDisabledError()
+        locked_until = self.code_step_locked_until(now)
+        if locked_until is not None:
+            raise TooManyAttemptsError(locked_until, now)
+
+    def code_refusal(self, now: datetime) -> str | None:
+        if self.disabled:
+            return "disabled"
+        if self.code_step_locked_until(now) is not None:
+            return "locked"
+        return None
+
+    # ----- commands -----
+
+    @classmethod
+    def create(
+        cls,
+        environment: str,
+        username: str,
+        password_hash: str,
+        groups: Iterable[str],
+        roles: Iterable[str],
+        now: datetime,
+    ) -> UserCredential:
+        username = valid_username(username)
+        return cls._start(
+            cls.Created,
+            id=user_id(environment, username),
+            now=now,
+            environment=environment,
+            username=username,
+            password_hash=password_hash,
+            groups=valid_groups(groups),
+            roles=valid_roles(roles),
+        )
+
+    def change_password(self, password_hash: str, now: datetime) -> None:
+        self._trigger(self.PasswordChanged, now, password_hash=password_hash)
+
+    def rehash_password(self, password_hash: str, now: datetime) -> None:
+        self._trigger(self.PasswordRehashed, now, password_hash=password_hash)
+
+    def change_groups(self, groups: Iterable[str], now: datetime) -> None:
+        groups = valid_groups(groups)
+        if groups != self.groups:
+            self._trigger(self.GroupsChanged, now, groups=groups)
+
+    def change_roles(self, roles: Iterable[str], now: datetime) -> None:
+        roles = valid_roles(roles)
+        if roles != self.roles:
+            self._trigger(self.RolesChanged, now, roles=roles)
+
+    def pass_password_step(
+        self, challenge_id: str, required: bool, expires_at: datetime, now: datetime
+    ) -> str:
+        step = self.next_step(required)
+        self._trigger(
+            self.PasswordStepSucceeded,
+            now,
+            challenge_id=challenge_id,
+            next_step=step,
+            expires_at=expires_at,
+        )
+        if step == DONE:
+            self._trigger(self.LoginSucceeded, now, method="password")
+        return step
+
+    def fail_password_step(self, throttle: Throttle, now: datetime) -> None:
+        self._trigger(self.PasswordStepFailed, now, reason="wrong_password")
+        if self.password_failures >= throttle.max_failures:
+            until = throttle.lock_until(now, self.password_lockouts)
+            self._trigger(self.PasswordStepLocked, now, locked_until=until)
+
+    def throttle_password_step(self, now: datetime) -> None:
+        locked_until = self.password_step_locked_until(now)
+        assert locked_until is not None
+        self._trigger(self.PasswordStepThrottled, now, locked_until=locked_until)
+
+    def start_registration(self, challenge_id: str, encrypted_secret: str, now: datetime) -> None:
+        self.check_challenge(challenge_id, REGISTRATION, now)
+        self._trigger(
+            self.RegistrationStarted,
+            now,
+            challenge_id=challenge_id,
+            encrypted_secret=encrypted_secret,
+        )
+
+    def refuse_code(self, now: datetime) -> None:
+        """Record an attempt refused unchecked, then raise why it was refused."""
+        reason = self.code_refusal(now)
+        if reason is not None:
+            self._trigger(self.CodeStepThrottled, now, reason=reason)
+
+    def register_authenticator(self, challenge_id: str, time_step: int, now: datetime) -> None:
+        self.check_challenge(challenge_id, REGISTRATION, now)
+        if self.pending_secret is None or self.pending_challenge_id != challenge_id:
+            raise InvalidChallengeError("registration was not started in this login")
+        self._trigger(self.AuthenticatorRegistered, now, time_step=time_step)
+
+    def accept_code(self, time_step: int, now: datetime) -> None:
+        self._trigger(self.CodeAccepted, now, time_step=time_step)
+
+    def is_replay(self, time_step: int) -> bool:
+        return self.last_used_step is not None and time_step <= self.last_used_step
+
+    def reject_code(self, kind: str, reason: str, throttle: Throttle, now: datetime) -> None:
+        self._trigger(self.CodeRejected, now, kind=kind, reason=reason)
+        self._after_code_failure(throttle, now)
+
+    def record_replay(self, time_step: int, throttle: Throttle, now: datetime) -> None:
+        self._trigger(self.CodeReplayed, now, time_step=time_step)
+        self._after_code_failure(throttle, now)
+
+    def _after_code_failure(self, throttle: Throttle, now: datetime) -> None:
+        if self.code_failures >= throttle.max_failures:
+            until = throttle.lock_until(now, self.code_lockouts)
+            self._trigger(self.CodeStepLocked, now, locked_until=until)
+        # Only an enrolled authenticator can be disabled; before that the user
+        # has nothing to disable, and the lockout alone slows guessing.
+        if self.registered and not self.disabled and (
+            self.total_code_failures >= DISABLE_AFTER_FAILURES
+        ):
+            self._trigger(
+                self.AuthenticatorDisabled, now, total_failures=self.total_code_failures
+            )
+
+    def issue_recovery_codes(self, code_hashes: Iterable[str], now: datetime) -> None:
+        self._trigger(self.RecoveryCodesIssued, now, code_hashes=frozenset(code_hashes))
+
+    def use_recovery_code(self, code_hash: str, now: datetime) -> None:
+        self._trigger(
+            self.RecoveryCodeUsed,
+            now,
+            code_hash=code_hash,
+            remaining=len(self.recovery_codes) - 1,
+        )
+
+    def complete_login(self, method: str, now: datetime) -> None:
+        self._trigger(self.LoginSucceeded, now, method=method)
+
+    def reset_two_factor(self, reason: str, now: datetime) -> None:
+        self._trigger(self.TwoFactorReset, now, reason=valid_reason(reason))
+
+
+class UnknownUserLogin(AeroAggregate):
+    """A password step for a username that does not exist: auditors look for these.
+
+    One aggregate per attempt (a random id), so recording it costs one insert
+    and never collides with a user created later under that name.
+    """
+
+    TOPIC = "aero:UnknownUserLogin"
+
+    class Created(AeroAggregate.Created):
+        TOPIC = "aero:UnknownUserLogin.Created"
+        environment: str
+        username: str
+
+    def __init__(self, environment: str, username: str) -> None:
+        self.environment = environment
+        self.username = username
+
+    @classmethod
+    def record(cls, environment: str, username: str, now: datetime) -> UnknownUserLogin:
+        return cls._start(
+            cls.Created, id=uuid4(), now=now, environment=environment, username=username
+        )
+
+
+class UserCredentialSnapshot(Snapshot):
+    """Snapshots let a user with years of logins load as fast as a new one."""
+
+    TOPIC = "aero:UserCredential.Snapshot"
+
+
+register_topic(UserCredentialSnapshot.TOPIC, UserCredentialSnapshot)

@@ -1,0 +1,28 @@
+"""Lockout arithmetic shared by the password step and the code step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """Lock after ``max_failures`` consecutive failures; each further lockout doubles, capped."""
+
+    max_failures: int
+    first_lock: timedelta
+    longest_lock: timedelta
+
+    def lock_until(self, now: datetime, lockouts_before: int) -> datetime:
+        # Cap the exponent as well as the result: 2**lockouts grows without bound.
+        factor = 2 ** min(lockouts_before, 32)
+        return now + min(self.first_lock * factor, self.longest_lock)
+
+
+# SECURITY.md 10: 10 failures, 1 minute doubling up to 15 minutes.
+PASSWORD_THROTTLE = Throttle(10, timedelta(minutes=1), timedelta(minutes=15))
+# SECURITY.md 6: 5 failures, 5 minutes doubling up to 1 hour.
+CODE_THROTTLE = Throttle(5, timedelta(minutes=5), timedelta(hours=1))
+# SECURITY.md 6 / NIST 800-63B §3.2.2: disable after 100 failures in all.
+DISABLE_AFTER_FAILURES = 100
