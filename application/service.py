@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+from contextvars import ContextVar
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
     RecordConflictError,
+    Recording,
     Transcoding,
 )
 
@@ -51,6 +53,11 @@ from domain.origin import acting_as
 from domain.rules import environment_id, user_id, valid_slug, valid_username
 from domain.throttle import CODE_THROTTLE, PASSWORD_THROTTLE, Throttle
 from domain.totp import is_well_formed, matching_step, provisioning_uri, random_secret
+
+# The notification position of the last save in this context (request or
+# thread): the HTTP layer waits for the read models to reach it before it
+# answers an admin write, so reads reflect writes (API.md).
+last_saved_position: ContextVar[int | None] = ContextVar("last_saved_position", default=None)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -150,6 +157,10 @@ class AeroAuth(Application):
             raise ValueError("AeroAuth needs a SecretBox: keys come from configuration")
         self.secret_box = secret_box
         self.security = security or SecurityPolicy()
+
+    def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        if recordings:
+            last_saved_position.set(recordings[-1].notification.id)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

@@ -21,7 +21,7 @@ from domain.errors import (
     TwoFactorDisabledError,
 )
 from domain.rules import user_id, valid_groups, valid_reason, valid_roles, valid_username
-from domain.throttle import DISABLE_AFTER_FAILURES, Throttle
+from domain.throttle import Throttle
 
 # The steps a login challenge can lead to.
 DONE = "done"
@@ -440,8 +440,11 @@ class UserCredential(AeroAggregate):
             self._trigger(self.CodeStepLocked, now, locked_until=until)
         # Only an enrolled authenticator can be disabled; before that the user
         # has nothing to disable, and the lockout alone slows guessing.
-        if self.registered and not self.disabled and (
-            self.total_code_failures >= DISABLE_AFTER_FAILURES
+        if (
+            throttle.disable_after is not None
+            and self.registered
+            and not self.disabled
+            and self.total_code_failures >= throttle.disable_after
         ):
             self._trigger(
                 self.AuthenticatorDisabled, now, total_failures=self.total_code_failures

@@ -1,0 +1,1 @@
+"""Interfaces: HTTP, CLI, settings and the composition root that wires them."""

@@ -1,0 +1,41 @@
+"""Keys come from configuration or from files the embedded default creates (SECURITY.md 16)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import sys
+from pathlib import Path
+
+
+class KeyConfigurationError(Exception):
+    pass
+
+
+def read_or_create(path: Path, create: bytes, describe: str) -> bytes:
+    """The file's bytes; on first start write ``create`` with mode 0600 and say where."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        # Another process created it between our read and our create.
+        return path.read_bytes()
+    with os.fdopen(fd, "wb") as f:
+        f.write(create)
+    print(f"aero-auth: created {describe} at {path.resolve()} (mode 0600)", file=sys.stderr)
+    return create
+
+
+def decode_key(encoded: str, source: str) -> bytes:
+    try:
+        key = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise KeyConfigurationError(f"{source} is not base64") from e
+    if len(key) != 32:
+        raise KeyConfigurationError(f"{source} must decode to 32 bytes (256 bits)")
+    return key

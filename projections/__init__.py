@@ -1,0 +1,1 @@
+"""Read models built from the events, rebuildable from position 0."""
