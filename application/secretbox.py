@@ -38,7 +38,10 @@ class SecretBox:
         return secrets.token_bytes(KEY_BYTES)
 
     def encrypt(self, plaintext: str, context: str) -> str:
-        """``context`` (the user id) is authenticated data: a ciphertext moved to another user fails."""
+        """Encrypt with ``context`` (the user id) as authenticated data.
+
+        A ciphertext copied into another user's events then fails to decrypt.
+        """
         nonce = os.urandom(NONCE_BYTES)
         sealed = self._keys[self._current].encrypt(nonce, plaintext.encode(), context.encode())
         return f"{self._current}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 import secrets
-from contextvars import ContextVar
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
@@ -35,8 +35,8 @@ from domain.credential import (
     REGISTRATION,
     TWO_FACTOR,
     UnknownUserLogin,
-    UserCredentialSnapshot,
     UserCredential,
+    UserCredentialSnapshot,
 )
 from domain.environment import Environment
 from domain.errors import (
@@ -134,11 +134,11 @@ def retry_on_conflict(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-class AeroAuth(Application):
+class AeroAuth(Application[UUID]):
     """Environments, their 2FA policy, and the credentials of their users."""
 
     name = "AeroAuth"
-    snapshotting_intervals = {UserCredential: 100}  # noqa: RUF012 (library's API)
+    snapshotting_intervals = {UserCredential: 100}
     snapshot_class = UserCredentialSnapshot
 
     def __init__(

@@ -19,7 +19,8 @@ class Origin:
     user_agent: str | None = None
 
 
-_current: ContextVar[Origin] = ContextVar("aero_origin", default=Origin())
+# Origin is a frozen dataclass, so sharing the default is safe.
+_current: ContextVar[Origin] = ContextVar("aero_origin", default=Origin())  # noqa: B039
 
 
 def current_origin() -> Origin:

@@ -19,8 +19,9 @@ class Throttle:
 
     def lock_until(self, now: datetime, lockouts_before: int) -> datetime:
         # Cap the exponent as well as the result: 2**lockouts grows without bound.
-        factor = 2 ** min(lockouts_before, 32)
-        return now + min(self.first_lock * factor, self.longest_lock)
+        factor: int = 2 ** min(lockouts_before, 32)
+        lock: timedelta = min(self.first_lock * factor, self.longest_lock)
+        return now + lock
 
 
 # SECURITY.md 10: 10 failures, 1 minute doubling up to 15 minutes.
