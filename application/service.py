@@ -9,6 +9,7 @@ the second reload sees the first one's accepted time step and records a replay.
 from __future__ import annotations
 
 import functools
+import hashlib
 import secrets
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
@@ -36,7 +37,6 @@ from domain.credential import (
     TWO_FACTOR,
     UnknownUserLogin,
     UserCredential,
-    UserCredentialSnapshot,
 )
 from domain.environment import Environment
 from domain.errors import (
@@ -50,7 +50,14 @@ from domain.errors import (
     UserNotFoundError,
 )
 from domain.origin import acting_as
-from domain.rules import environment_id, user_id, valid_slug, valid_username
+from domain.rules import (
+    environment_id,
+    user_id,
+    valid_groups,
+    valid_roles,
+    valid_slug,
+    valid_username,
+)
 from domain.throttle import CODE_THROTTLE, PASSWORD_THROTTLE, Throttle
 from domain.totp import is_well_formed, matching_step, provisioning_uri, random_secret
 
@@ -117,6 +124,15 @@ class LoginCompleted:
     recovery_codes: list[str] | None = field(default=None)
 
 
+def challenge_key(challenge_id: str) -> str:
+    """What events keep of a login challenge: its SHA-256, never the value in the token.
+
+    The store may hold no token (SECURITY.md 15). A challenge carries 128 random
+    bits, so its unsalted hash cannot be reversed or looked up.
+    """
+    return hashlib.sha256(challenge_id.encode()).hexdigest()
+
+
 def retry_on_conflict(method: Callable[P, R]) -> Callable[P, R]:
     """Reload and decide again when another writer saved the aggregate first."""
 
@@ -139,7 +155,6 @@ class AeroAuth(Application[UUID]):
 
     name = "AeroAuth"
     snapshotting_intervals = {UserCredential: 100}
-    snapshot_class = UserCredentialSnapshot
 
     def __init__(
         self,
@@ -242,9 +257,9 @@ class AeroAuth(Application[UUID]):
         now = self.clock.now()
         self.environment(slug)
         username = valid_username(username)
-        password = check_strength(password, username)
         # Validate everything before the expensive hash.
-        UserCredential.create(slug, username, "", groups, roles, now)
+        groups, roles = valid_groups(groups), valid_roles(roles)
+        password = check_strength(password, username)
         user = UserCredential.create(
             slug, username, self.hasher.hash(password), groups, roles, now
         )
@@ -351,15 +366,19 @@ class AeroAuth(Application[UUID]):
             self.hasher.verify_dummy(password)
             self.save(UnknownUserLogin.record(slug, username[:64], now))
             raise InvalidCredentialsError() from None
-        self._verify_password(user, password, now)
-        if self.hasher.needs_rehash(user.password_hash):
-            user.rehash_password(self.hasher.hash(password), now)
-        required = self.requiring_rule(user) is not None
-        # 128 random bits: the login token is bound to this challenge (SECURITY.md 11).
-        challenge_id = secrets.token_urlsafe(16)
-        expires_at = now + self.security.login_ttl
-        step = user.pass_password_step(challenge_id, required, expires_at, now)
-        self.save(user)
+        # The user as created is the actor, whatever case the username was typed in.
+        with acting_as(user.username):
+            self._verify_password(user, password, now)
+            if self.hasher.needs_rehash(user.password_hash):
+                user.rehash_password(self.hasher.hash(password), now)
+            required = self.requiring_rule(user) is not None
+            # 128 random bits: the login token is bound to this challenge (SECURITY.md 11).
+            challenge_id = secrets.token_urlsafe(16)
+            expires_at = now + self.security.login_ttl
+            step = user.pass_password_step(
+                challenge_key(challenge_id), required, expires_at, now
+            )
+            self.save(user)
         done = step == DONE
         return LoginStep(
             status=_STATUS[step],
@@ -372,15 +391,16 @@ class AeroAuth(Application[UUID]):
     def start_registration(self, slug: str, username: str, challenge_id: str) -> Registration:
         """A secret for the authenticator app; the same one again within the same login."""
         now = self.clock.now()
+        challenge = challenge_key(challenge_id)
         environment = self.environment(slug)
         user = self._user(slug, username)
         with acting_as(user.username):
-            user.check_challenge(challenge_id, REGISTRATION, now)
-            if user.pending_secret is not None and user.pending_challenge_id == challenge_id:
+            user.check_challenge(challenge, REGISTRATION, now)
+            if user.pending_secret is not None and user.pending_challenge_id == challenge:
                 secret = self._decrypt(user, user.pending_secret)
             else:
                 secret = random_secret()
-                user.start_registration(challenge_id, self._encrypt(user, secret), now)
+                user.start_registration(challenge, self._encrypt(user, secret), now)
                 self.save(user)
         return Registration(
             secret=secret,
@@ -393,14 +413,15 @@ class AeroAuth(Application[UUID]):
     ) -> LoginCompleted:
         """The first code from the app proves the scan worked; then ten recovery codes."""
         now = self.clock.now()
+        challenge = challenge_key(challenge_id)
         user = self.user(slug, username)
         with acting_as(user.username):
-            user.check_challenge(challenge_id, REGISTRATION, now)
+            user.check_challenge(challenge, REGISTRATION, now)
             self._refuse_if_closed(user, now)
-            if user.pending_secret is None or user.pending_challenge_id != challenge_id:
+            if user.pending_secret is None or user.pending_challenge_id != challenge:
                 raise InvalidChallengeError("registration was not started in this login")
             step = self._matching_step(user, user.pending_secret, code, "totp", now)
-            user.register_authenticator(challenge_id, step, now)
+            user.register_authenticator(challenge, step, now)
             codes = recovery.generate_codes()
             user.issue_recovery_codes([recovery.hash_code(c) for c in codes], now)
             user.complete_login("registration", now)
@@ -411,9 +432,10 @@ class AeroAuth(Application[UUID]):
     def verify_code(self, slug: str, username: str, challenge_id: str, code: str) -> LoginCompleted:
         """The code step: strict form, +-1 step, each time step accepted once."""
         now = self.clock.now()
+        challenge = challenge_key(challenge_id)
         user = self.user(slug, username)
         with acting_as(user.username):
-            user.check_challenge(challenge_id, TWO_FACTOR, now)
+            user.check_challenge(challenge, TWO_FACTOR, now)
             self._refuse_if_closed(user, now)
             assert user.secret is not None
             step = self._matching_step(user, user.secret, code, "totp", now)
@@ -423,8 +445,26 @@ class AeroAuth(Application[UUID]):
                 raise InvalidCodeError("this code was already used; wait for the next one")
             user.accept_code(step, now)
             user.complete_login("totp", now)
-            self.save(user)
+            try:
+                self.save(user)
+            except RecordConflictError:
+                # Another submission saved first. If it accepted this time step, this
+                # one is a replay and is recorded as one (SECURITY.md 5); else retry.
+                if self._record_lost_race(slug, username, step):
+                    raise InvalidCodeError(
+                        "this code was already used; wait for the next one"
+                    ) from None
+                raise
         return LoginCompleted(user=user)
+
+    @retry_on_conflict
+    def _record_lost_race(self, slug: str, username: str, step: int) -> bool:
+        user = self._user(slug, username)
+        if not user.is_replay(step):
+            return False
+        user.record_replay(step, self.security.code_throttle, self.clock.now())
+        self.save(user)
+        return True
 
     @retry_on_conflict
     def use_recovery_code(
@@ -432,9 +472,10 @@ class AeroAuth(Application[UUID]):
     ) -> LoginCompleted:
         """A recovery code instead of the app's code; each works once."""
         now = self.clock.now()
+        challenge = challenge_key(challenge_id)
         user = self.user(slug, username)
         with acting_as(user.username):
-            user.check_challenge(challenge_id, TWO_FACTOR, now)
+            user.check_challenge(challenge, TWO_FACTOR, now)
             self._refuse_if_closed(user, now)
             matched = None
             if recovery.normalize(recovery_code) is None:

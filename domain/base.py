@@ -40,4 +40,8 @@ class AeroAggregate(Aggregate):
     def _trigger(
         self, event_class: type[AeroAggregate.Event], now: datetime, **fields: Any
     ) -> None:
-        self.trigger_event(event_class, timestamp=now, **self._context(), **fields)
+        # Within one aggregate, version order must be time order (point-in-time
+        # reads search versions by timestamp); two racing processes' clocks may not
+        # agree to the microsecond, so never step back behind the previous event.
+        at = max(now, self.modified_on)
+        self.trigger_event(event_class, timestamp=at, **self._context(), **fields)

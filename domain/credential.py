@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from uuid import uuid4
 
-from eventsourcing.domain import Snapshot
+from eventsourcing.domain import Snapshot as LibrarySnapshot
 from eventsourcing.utils import register_topic
 
 from domain.base import AeroAggregate
@@ -232,6 +232,11 @@ class UserCredential(AeroAggregate):
             user.challenge_step = None
             user.challenge_expires_at = None
             user.last_login_at = self.timestamp
+
+    class Snapshot(LibrarySnapshot):
+        """Taken every 100 events: a user with years of logins loads like a new one."""
+
+        TOPIC = "aero:UserCredential.Snapshot"
 
     def __init__(
         self,
@@ -493,10 +498,6 @@ class UnknownUserLogin(AeroAggregate):
         )
 
 
-class UserCredentialSnapshot(Snapshot):
-    """Snapshots let a user with years of logins load as fast as a new one."""
-
-    TOPIC = "aero:UserCredential.Snapshot"
-
-
-register_topic(UserCredentialSnapshot.TOPIC, UserCredentialSnapshot)
+# Snapshots are resolved by topic when loaded, before any code has named the
+# class in this process, so the stable topic is registered at import.
+register_topic(UserCredential.Snapshot.TOPIC, UserCredential.Snapshot)

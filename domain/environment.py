@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from domain.base import AeroAggregate
+from domain.errors import InvalidInputError
 from domain.rules import (
     environment_id,
     requiring_rule,
@@ -68,6 +69,9 @@ class Environment(AeroAggregate):
 
     def set_policy(self, require_2fa: bool, groups: Iterable[str], now: datetime) -> None:
         """Record only what changed: the checkbox and the group list are separate settings."""
+        if not isinstance(require_2fa, bool):
+            # "yes" != False would otherwise be recorded as a change to "yes".
+            raise InvalidInputError("require_2fa", "must be true or false")
         groups = valid_groups(groups)
         if require_2fa != self.require_2fa:
             self._trigger(self.TwoFactorRequirementChanged, now, require_2fa=require_2fa)

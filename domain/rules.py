@@ -42,6 +42,8 @@ def valid_slug(slug: str) -> str:
 
 
 def valid_username(username: str) -> str:
+    if not isinstance(username, str):
+        raise InvalidInputError("username", "must be a string")
     username = unicodedata.normalize("NFC", username)
     if not 1 <= len(username) <= MAX_NAME:
         raise InvalidInputError("username", "must be 1 to 64 characters")
@@ -53,6 +55,8 @@ def valid_username(username: str) -> str:
 
 
 def valid_display_name(display_name: str) -> str:
+    if not isinstance(display_name, str):
+        raise InvalidInputError("display_name", "must be a string")
     display_name = unicodedata.normalize("NFC", display_name).strip()
     if not 1 <= len(display_name) <= 128:
         raise InvalidInputError("display_name", "must be 1 to 128 characters")
@@ -62,6 +66,8 @@ def valid_display_name(display_name: str) -> str:
 
 
 def valid_issuer(issuer: str) -> str:
+    if not isinstance(issuer, str):
+        raise InvalidInputError("issuer", "must be a string")
     issuer = unicodedata.normalize("NFC", issuer).strip()
     if not 1 <= len(issuer) <= MAX_NAME:
         raise InvalidInputError("issuer", "must be 1 to 64 characters")
@@ -74,6 +80,9 @@ def valid_issuer(issuer: str) -> str:
 
 
 def valid_groups(groups: Iterable[str]) -> frozenset[str]:
+    if isinstance(groups, str):
+        # frozenset("finance") would silently become the groups f, i, n, a, c, e.
+        raise InvalidInputError("groups", "must be a list of group names, not one string")
     result = frozenset(groups)
     for group in result:
         if not isinstance(group, str) or not 1 <= len(group) <= MAX_NAME:
@@ -84,6 +93,8 @@ def valid_groups(groups: Iterable[str]) -> frozenset[str]:
 
 
 def valid_roles(roles: Iterable[str]) -> frozenset[str]:
+    if isinstance(roles, str):
+        raise InvalidInputError("roles", "must be a list of roles, not one string")
     result = frozenset(roles)
     unknown = sorted(result - ROLES)
     if unknown:
@@ -92,6 +103,8 @@ def valid_roles(roles: Iterable[str]) -> frozenset[str]:
 
 
 def valid_reason(reason: str) -> str:
+    if not isinstance(reason, str):
+        raise InvalidInputError("reason", "must be a string")
     reason = reason.strip()
     if not 1 <= len(reason) <= 500:
         raise InvalidInputError("reason", "must be 1 to 500 characters")

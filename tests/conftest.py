@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -76,7 +77,14 @@ class DatabaseUnderTest:
                     with cur.copy(f'COPY "{schema}"."{table}" TO STDOUT') as copy:
                         for block in copy:
                             chunks.append(bytes(block))
-        return b"".join(chunks)
+        text = b"".join(chunks)
+        # COPY prints bytea as \\x-prefixed hex: decode it so a search for plain
+        # bytes sees what the event payloads really hold.
+        decoded = [
+            bytes.fromhex(m.group(1).decode())
+            for m in re.finditer(rb"\\\\x((?:[0-9a-f]{2})+)", text)
+        ]
+        return text + b"".join(decoded)
 
 
 def _create_pg_database() -> str:

@@ -1,0 +1,437 @@
+"""Point-in-time answers rebuilt from the event store alone, for investigations.
+
+"Was bob required to use 2FA at 10:05, and why?" is answered from the events
+of bob's credential and of his environment as they stood at that instant,
+never from a read model: a read model shows only the present, and a bug in
+one would otherwise be repeated in the answer that is meant to check it.
+
+``History`` never writes: it reads single events and rebuilds aggregates at a
+version, and the repository takes snapshots only when an application saves.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from application.service import AeroAuth
+from domain.base import AeroAggregate
+from domain.credential import UserCredential
+from domain.environment import Environment
+from domain.errors import (
+    EnvironmentNotFoundError,
+    InvalidTimestampError,
+    UserNotFoundError,
+)
+from domain.rules import environment_id, requiring_rule, user_id
+
+CREATED_TOPIC = UserCredential.Created.TOPIC
+_PAGE = 500
+
+
+def rfc3339(at: datetime) -> str:
+    """UTC with a ``Z``, as API.md writes instants."""
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class PolicyAnswer:
+    """An environment's 2FA policy as it stood at ``at``."""
+
+    environment: str
+    at: datetime
+    require_2fa: bool
+    groups: tuple[str, ...]
+    changed_by: str | None
+    changed_at: datetime
+    version: int
+
+
+@dataclass(frozen=True)
+class RequirementAnswer:
+    """Whether a user had to use 2FA at ``at``, and the policy and groups that decided it."""
+
+    environment: str
+    username: str
+    at: datetime
+    required: bool
+    rule: str | None
+    registered: bool
+    disabled: bool
+    groups: tuple[str, ...]
+    policy_require_2fa: bool
+    policy_groups: tuple[str, ...]
+    policy_changed_by: str | None
+    policy_changed_at: datetime
+    user_version: int
+    environment_version: int
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One event, described safely: ``details`` hold no hash, secret or challenge id."""
+
+    stream: str  # "user" or "environment"
+    version: int
+    occurred_at: datetime
+    type: str
+    actor: str | None
+    ip: str | None
+    user_agent: str | None
+    outcome: str  # "success" or "failure"
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+# The audit types of API.md, as the audit log (projections/audit.py) names them.
+# Details are an allow-list per event type: a field added to an event later
+# stays hidden until someone decides it is safe here.
+_U = UserCredential
+_E = Environment
+DESCRIPTIONS: dict[type[AeroAggregate.Event], tuple[str, tuple[str, ...]]] = {
+    _E.Created: ("environment_created", ("slug", "display_name", "issuer")),
+    _E.TwoFactorRequirementChanged: ("two_factor_requirement_changed", ("require_2fa",)),
+    _E.GroupsSelected: ("groups_selected", ("groups",)),
+    _U.Created: ("user_created", ("groups", "roles")),
+    _U.GroupsChanged: ("groups_changed", ("groups",)),
+    _U.RolesChanged: ("roles_changed", ("roles",)),
+    _U.PasswordChanged: ("password_changed", ()),
+    _U.PasswordRehashed: ("password_rehashed", ()),
+    _U.PasswordStepSucceeded: ("login_password_succeeded", ("next_step", "expires_at")),
+    _U.PasswordStepFailed: ("login_password_failed", ("reason",)),
+    _U.PasswordStepLocked: ("password_step_locked", ("locked_until",)),
+    _U.PasswordStepThrottled: ("login_password_failed", ("locked_until",)),
+    _U.RegistrationStarted: ("two_factor_registration_started", ()),
+    _U.AuthenticatorRegistered: ("two_factor_registered", ()),
+    _U.CodeAccepted: ("two_factor_succeeded", ()),
+    _U.CodeRejected: ("two_factor_failed", ("kind", "reason")),
+    _U.CodeReplayed: ("two_factor_code_replayed", ()),
+    _U.CodeStepLocked: ("two_factor_locked", ("locked_until",)),
+    _U.CodeStepThrottled: ("two_factor_throttled", ("reason",)),
+    _U.AuthenticatorDisabled: ("two_factor_disabled", ("total_failures",)),
+    _U.TwoFactorReset: ("two_factor_reset", ("reason",)),
+    _U.RecoveryCodesIssued: ("recovery_codes_issued", ()),
+    _U.RecoveryCodeUsed: ("recovery_code_used", ("remaining",)),
+    _U.LoginSucceeded: ("login_succeeded", ("method",)),
+}
+_CONSTANT_DETAILS: dict[type[AeroAggregate.Event], dict[str, str]] = {
+    _U.PasswordStepThrottled: {"reason": "throttled"},
+    _U.CodeAccepted: {"kind": "totp"},
+}
+FAILURES: frozenset[type[AeroAggregate.Event]] = frozenset(
+    {
+        _U.PasswordStepFailed,
+        _U.PasswordStepLocked,
+        _U.PasswordStepThrottled,
+        _U.CodeRejected,
+        _U.CodeReplayed,
+        _U.CodeStepLocked,
+        _U.CodeStepThrottled,
+        _U.AuthenticatorDisabled,
+    }
+)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, frozenset | set | tuple | list):
+        return sorted(str(v) for v in value)
+    if isinstance(value, datetime):
+        return rfc3339(value)
+    return value
+
+
+def describe(event: AeroAggregate.Event, stream: str) -> TimelineEntry:
+    """An event as a timeline entry, exposing only the allow-listed details."""
+    kind, fields = DESCRIPTIONS.get(type(event), (_snake(type(event).__name__), ()))
+    details: dict[str, Any] = dict(_CONSTANT_DETAILS.get(type(event), {}))
+    details.update({name: _plain(getattr(event, name)) for name in fields})
+    if isinstance(event, UserCredential.RecoveryCodesIssued):
+        details["count"] = len(event.code_hashes)
+    return TimelineEntry(
+        stream=stream,
+        version=event.originator_version,
+        occurred_at=event.timestamp,
+        type=kind,
+        actor=event.actor,
+        ip=event.ip,
+        user_agent=event.user_agent,
+        outcome="failure" if type(event) in FAILURES else "success",
+        details=details,
+    )
+
+
+class _Absent(Exception):
+    """The aggregate has no event at or before the instant asked about."""
+
+    def __init__(self, created_at: datetime | None) -> None:
+        super().__init__()
+        self.created_at = created_at  # None: it never existed at all
+
+    def explain(self, what: str, at: datetime) -> str:
+        if self.created_at is None:
+            return f"no {what}"
+        return (
+            f"{what} did not exist at {rfc3339(at)}: it was created at {rfc3339(self.created_at)}"
+        )
+
+
+class History:
+    """Read-only, point-in-time questions about environments and users of one app."""
+
+    def __init__(self, app: AeroAuth) -> None:
+        self._app = app
+
+    # ----- instants -----
+
+    def _instant(self, at: datetime, name: str = "at", *, future_ok: bool = False) -> datetime:
+        """An aware instant in UTC; API.md refuses instants in the future."""
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise InvalidTimestampError(
+                f"{name} must carry a UTC offset, e.g. 2026-03-03T10:00:00Z"
+            )
+        at = at.astimezone(UTC)
+        now = self._app.clock.now()
+        if not future_ok and at > now:
+            raise InvalidTimestampError(
+                f"{name} {rfc3339(at)} is in the future (now {rfc3339(now)})"
+            )
+        return at
+
+    # ----- finding the version that stood at an instant -----
+
+    def _event(self, aggregate_id: UUID, version: int) -> AeroAggregate.Event:
+        """One event by its version: a single primary-key lookup."""
+        for event in self._app.events.get(aggregate_id, gt=version - 1, lte=version):
+            assert isinstance(event, AeroAggregate.Event)
+            return event
+        raise LookupError(f"{aggregate_id} has no version {version}")
+
+    def _last(self, aggregate_id: UUID) -> AeroAggregate.Event | None:
+        for event in self._app.events.get(aggregate_id, desc=True, limit=1):
+            assert isinstance(event, AeroAggregate.Event)
+            return event
+        return None
+
+    def _last_version_where(self, aggregate_id: UUID, before: Callable[[datetime], bool]) -> int:
+        """The highest version whose timestamp satisfies ``before`` (0 if none).
+
+        ``before`` must hold for a prefix of the versions (``ts <= T`` or ``ts < T``).
+
+        Why this needs no index on timestamps: the timestamp lives inside each
+        event's payload, but within one aggregate version order is timestamp
+        order. Each event is stamped by the application clock, it can be
+        stored only after every lower version, and a writer that loses the race
+        for a version retries with a fresh clock reading. Versions are the
+        second half of the stored events' primary key (originator_id,
+        originator_version) on SQLite and PostgreSQL alike, so each probe below
+        is one index lookup and the search costs about log2(versions) of them:
+        14 for 10,000 events, never the whole history.
+
+        (Nearly: commands read the clock just before loading the aggregate, so
+        a command that loads a version stored after its clock reading stores an
+        earlier timestamp than that version's, by microseconds; servers whose
+        clocks disagree add their skew. An instant inside such a gap gets the
+        state of one of the versions around it.)
+        """
+        last = self._last(aggregate_id)
+        if last is None:
+            raise _Absent(None)
+        if before(last.timestamp):
+            return last.originator_version
+        first = self._event(aggregate_id, 1)
+        if not before(first.timestamp):
+            return 0
+        low, high = 1, last.originator_version  # before(low) and not before(high)
+        while high - low > 1:
+            middle = (low + high) // 2
+            if before(self._event(aggregate_id, middle).timestamp):
+                low = middle
+            else:
+                high = middle
+        return low
+
+    def _version_at(self, aggregate_id: UUID, at: datetime) -> int:
+        version = self._last_version_where(aggregate_id, lambda ts: ts <= at)
+        if version == 0:
+            raise _Absent(self._event(aggregate_id, 1).timestamp)
+        return version
+
+    def _rebuild(self, aggregate_id: UUID, version: int) -> Any:
+        # Starts from the nearest snapshot at or below ``version`` (every 100
+        # events for credentials), so at most 99 events are replayed.
+        return self._app.repository.get(aggregate_id, version=version)
+
+    # ----- environments -----
+
+    def _environment(self, slug: str, at: datetime) -> Environment:
+        try:
+            version = self._version_at(environment_id(slug), at)
+        except _Absent as absent:
+            raise EnvironmentNotFoundError(absent.explain(f"environment {slug!r}", at)) from None
+        environment = self._rebuild(environment_id(slug), version)
+        assert isinstance(environment, Environment)
+        return environment
+
+    def environment_at(self, slug: str, at: datetime) -> Environment:
+        """The environment as it stood after every change at or before ``at``."""
+        return self._environment(slug, self._instant(at))
+
+    def policy_at(self, slug: str, at: datetime) -> PolicyAnswer:
+        """The 2FA policy at ``at``, and who last changed it and when."""
+        at = self._instant(at)
+        environment = self._environment(slug, at)
+        return PolicyAnswer(
+            environment=environment.slug,
+            at=at,
+            require_2fa=environment.require_2fa,
+            groups=tuple(sorted(environment.selected_groups)),
+            changed_by=environment.policy_changed_by,
+            changed_at=environment.policy_changed_at,
+            version=environment.version,
+        )
+
+    # ----- users -----
+
+    def _user_by_id(self, uid: UUID, what: str, at: datetime) -> UserCredential:
+        try:
+            version = self._version_at(uid, at)
+        except _Absent as absent:
+            raise UserNotFoundError(absent.explain(what, at)) from None
+        user = self._rebuild(uid, version)
+        assert isinstance(user, UserCredential)
+        return user
+
+    def _user(self, slug: str, username: str, at: datetime) -> UserCredential:
+        return self._user_by_id(
+            user_id(slug, username), f"user {username!r} in environment {slug!r}", at
+        )
+
+    def user_at(self, slug: str, username: str, at: datetime) -> UserCredential:
+        """The credential as it stood at ``at``; the environment must have existed then."""
+        at = self._instant(at)
+        self._environment(slug, at)
+        return self._user(slug, username, at)
+
+    def required_at(self, slug: str, username: str, at: datetime) -> RequirementAnswer:
+        """Whether 2FA was required of the user at ``at``, from that instant's policy and groups."""
+        at = self._instant(at)
+        environment = self._environment(slug, at)
+        return self._requirement(environment, self._user(slug, username, at), at)
+
+    @staticmethod
+    def _requirement(
+        environment: Environment, user: UserCredential, at: datetime
+    ) -> RequirementAnswer:
+        rule = requiring_rule(environment.require_2fa, environment.selected_groups, user.groups)
+        return RequirementAnswer(
+            environment=environment.slug,
+            username=user.username,
+            at=at,
+            required=rule is not None,
+            rule=rule,
+            registered=user.registered,
+            disabled=user.disabled,
+            groups=tuple(sorted(user.groups)),
+            policy_require_2fa=environment.require_2fa,
+            policy_groups=tuple(sorted(environment.selected_groups)),
+            policy_changed_by=environment.policy_changed_by,
+            policy_changed_at=environment.policy_changed_at,
+            user_version=user.version,
+            environment_version=environment.version,
+        )
+
+    def _created_users(self, slug: str, at: datetime) -> Iterator[UUID]:
+        """Ids of the environment's users created at or before ``at``, from Created events.
+
+        Only Created notifications are selected; their payload names the environment.
+        """
+        start: int | None = None
+        while True:
+            page = self._app.recorder.select_notifications(
+                start, _PAGE, topics=[CREATED_TOPIC], inclusive_of_start=False
+            )
+            for notification in page:
+                event = self._app.mapper.to_domain_event(notification)
+                if (
+                    isinstance(event, UserCredential.Created)
+                    and event.environment == slug
+                    and event.timestamp <= at
+                ):
+                    yield event.originator_id
+            if len(page) < _PAGE:
+                return
+            start = page[-1].id
+
+    def who_was_required(
+        self,
+        slug: str,
+        at: datetime,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[RequirementAnswer]:
+        """Every user of the environment who existed at ``at``, required or not, by username.
+
+        ``progress(done, total)`` is called as each user is rebuilt.
+        """
+        at = self._instant(at)
+        environment = self._environment(slug, at)
+        ids = list(self._created_users(slug, at))
+        answers = []
+        for done, uid in enumerate(ids, start=1):
+            user = self._user_by_id(uid, f"user {uid} in environment {slug!r}", at)
+            answers.append(self._requirement(environment, user, at))
+            if progress is not None:
+                progress(done, len(ids))
+        return sorted(answers, key=lambda a: (a.username.casefold(), a.username))
+
+    # ----- timelines -----
+
+    def _between(
+        self, aggregate_id: UUID, since: datetime | None, until: datetime | None
+    ) -> Iterator[AeroAggregate.Event]:
+        """The aggregate's events with since <= timestamp < until, found by version bounds."""
+        first = 0 if since is None else self._last_version_where(aggregate_id, lambda t: t < since)
+        last = (
+            None if until is None else self._last_version_where(aggregate_id, lambda t: t < until)
+        )
+        if last is not None and last <= first:
+            return
+        for event in self._app.events.get(aggregate_id, gt=first, lte=last):
+            assert isinstance(event, AeroAggregate.Event)
+            yield event
+
+    def timeline(
+        self,
+        slug: str,
+        username: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        include_policy: bool = False,
+    ) -> list[TimelineEntry]:
+        """The user's events with since <= occurred_at < until, oldest first.
+
+        With ``include_policy`` the environment's events of the same period are
+        merged in, so a changed requirement shows next to the logins it affected.
+        """
+        since = None if since is None else self._instant(since, "since", future_ok=True)
+        until = None if until is None else self._instant(until, "until", future_ok=True)
+        if since is not None and until is not None and since > until:
+            raise InvalidTimestampError("since must not be later than until")
+        env_uuid, uid = environment_id(slug), user_id(slug, username)
+        if self._last(env_uuid) is None:
+            raise EnvironmentNotFoundError(f"no environment {slug!r}")
+        if self._last(uid) is None:
+            raise UserNotFoundError(f"no user {username!r} in environment {slug!r}")
+        env_events = list(self._between(env_uuid, since, until)) if include_policy else []
+        user_events = list(self._between(uid, since, until))
+        entries = [describe(e, "environment") for e in env_events]
+        entries += [describe(e, "user") for e in user_events]
+        # Stable: at one instant the environment's events come first, then the user's.
+        return sorted(entries, key=lambda entry: entry.occurred_at)

@@ -1,0 +1,139 @@
+"""Steps the application tests share: reading new events, codes from an app, a full registration.
+
+Helpers rather than fixtures, so a test says in its own body which steps it takes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pyotp
+
+from application.clock import FixedClock
+from application.service import AeroAuth
+from domain.totp import PERIOD
+
+ENV = "acme"
+ISSUER = "BizzStream Aero"
+ALICE = "alice"
+ALICE_PASSWORD = "correct horse battery"
+BOB = "bob"
+BOB_PASSWORD = "bob's long password"
+CAROL = "carol"
+CAROL_PASSWORD = "carol keeps the books"
+
+
+def position(app: AeroAuth) -> int:
+    """The notification id of the last stored event: compare before and after a command."""
+    return app.recorder.max_notification_id() or 0
+
+
+def events_since(app: AeroAuth, after: int) -> list[Any]:
+    """Every domain event stored after the position ``after``, oldest first."""
+    notifications = app.recorder.select_notifications(start=after + 1, limit=100_000)
+    return [app.mapper.to_domain_event(n) for n in notifications]
+
+
+def types(events: Sequence[Any]) -> list[type]:
+    return [type(e) for e in events]
+
+
+def code_at(secret: str, when: datetime, steps: int = 0) -> str:
+    """What an authenticator app shows ``steps`` time steps away from ``when``."""
+    return pyotp.TOTP(secret).at(int(when.timestamp()) + steps * PERIOD)
+
+
+def with_environment(app: AeroAuth) -> AeroAuth:
+    """Environment acme with its admin alice, as the operator creates it."""
+    app.create_environment(ENV, "Acme", ISSUER, ALICE, ALICE_PASSWORD)
+    return app
+
+
+@dataclass
+class Enrolled:
+    """What a user holds after registering: the app's secret and the recovery codes."""
+
+    secret: str
+    recovery_codes: list[str]
+
+
+def register(
+    app: AeroAuth, clock: FixedClock, username: str = BOB, password: str = BOB_PASSWORD
+) -> Enrolled:
+    """A first login under a requirement: scan, confirm with the app's code, get recovery codes.
+
+    Leaves the clock one step later, so the next code the app shows is not a replay.
+    """
+    step = app.start_login(ENV, username, password)
+    assert step.status == "two_factor_registration_required", step.status
+    assert step.challenge_id is not None
+    registration = app.start_registration(ENV, username, step.challenge_id)
+    completed = app.confirm_registration(
+        ENV, username, step.challenge_id, code_at(registration.secret, clock.now())
+    )
+    assert completed.recovery_codes is not None
+    clock.advance(seconds=PERIOD)
+    return Enrolled(registration.secret, completed.recovery_codes)
+
+
+def bob_registered(app: AeroAuth, clock: FixedClock) -> Enrolled:
+    """acme requires 2FA for finance; bob (finance) has registered an authenticator."""
+    with_environment(app)
+    app.create_user(ENV, BOB, BOB_PASSWORD, groups=["finance"])
+    app.set_policy(ENV, True, ["finance"])
+    return register(app, clock)
+
+
+def code_login(app: AeroAuth, username: str = BOB, password: str = BOB_PASSWORD) -> str:
+    """The password step of a user with an authenticator: the challenge for the code step."""
+    step = app.start_login(ENV, username, password)
+    assert step.status == "two_factor_required", step.status
+    assert step.challenge_id is not None
+    return step.challenge_id
+
+
+class CountingHasher:
+    """The real Argon2Hasher, counting the verifications it is asked for (a fake, not a mock)."""
+
+    def __init__(self, inner: Any = None) -> None:
+        from application.passwords import Argon2Hasher
+
+        self.inner = inner or Argon2Hasher()
+        self.verifications = 0
+        self.dummy_verifications = 0
+
+    def hash(self, password: str) -> str:
+        return str(self.inner.hash(password))
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        self.verifications += 1
+        return bool(self.inner.verify(password_hash, password))
+
+    def verify_dummy(self, password: str) -> None:
+        self.dummy_verifications += 1
+        self.inner.verify_dummy(password)
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return bool(self.inner.needs_rehash(password_hash))
+
+    @property
+    def argon2_runs(self) -> int:
+        return self.verifications + self.dummy_verifications
+
+
+class CountingBox:
+    """The real SecretBox, counting decryptions: proves a code was refused before any check."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.decryptions = 0
+
+    def encrypt(self, plaintext: str, context: str) -> str:
+        return str(self.inner.encrypt(plaintext, context))
+
+    def decrypt(self, token: str, context: str) -> str:
+        self.decryptions += 1
+        return str(self.inner.decrypt(token, context))

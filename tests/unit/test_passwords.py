@@ -1,0 +1,96 @@
+"""Passwords: argon2id with OWASP's parameters, NIST 800-63B rev 4 rules (SECURITY.md 7-8)."""
+
+from __future__ import annotations
+
+import pytest
+
+from application.passwords import Argon2Hasher, Argon2Parameters, check_strength
+from domain.errors import WeakPasswordError
+
+COMPOSED = "caf\u00e9 au lait, s'il vous pla\u00eet"
+DECOMPOSED = "cafe\u0301 au lait, s'il vous plai\u0302t"
+
+
+@pytest.fixture(scope="module")
+def hasher() -> Argon2Hasher:
+    return Argon2Hasher()
+
+
+def test_hashes_with_argon2id_and_stores_owasps_parameters(hasher: Argon2Hasher) -> None:
+    password_hash = hasher.hash("correct horse battery")
+
+    assert password_hash.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert hasher.verify(password_hash, "correct horse battery")
+
+
+def test_the_same_password_hashes_differently_each_time(hasher: Argon2Hasher) -> None:
+    assert hasher.hash("correct horse battery") != hasher.hash("correct horse battery")
+
+
+def test_composed_and_decomposed_accents_are_the_same_password(hasher: Argon2Hasher) -> None:
+    assert COMPOSED != DECOMPOSED
+
+    assert hasher.verify(hasher.hash(COMPOSED), DECOMPOSED)
+    assert hasher.verify(hasher.hash(DECOMPOSED), COMPOSED)
+
+
+def test_the_whole_password_counts_not_a_prefix(hasher: Argon2Hasher) -> None:
+    password = "x" * 99 + "a"
+
+    assert not hasher.verify(hasher.hash(password), "x" * 99 + "b")
+    assert not hasher.verify(hasher.hash("y" * 128), "y" * 127)
+
+
+def test_a_malformed_stored_hash_verifies_nothing(hasher: Argon2Hasher) -> None:
+    assert not hasher.verify("not an argon2 hash", "correct horse battery")
+
+
+def test_a_hash_made_with_other_parameters_needs_a_rehash(hasher: Argon2Hasher) -> None:
+    stronger = Argon2Hasher(Argon2Parameters(iterations=3))
+    old_hash = hasher.hash("correct horse battery")
+
+    assert stronger.needs_rehash(old_hash)
+    assert not hasher.needs_rehash(old_hash)
+    assert stronger.verify(old_hash, "correct horse battery")
+
+
+@pytest.mark.parametrize(
+    "parameters", [{"memory_kib": 19455}, {"iterations": 1}, {"parallelism": 0}]
+)
+def test_parameters_may_not_go_below_owasps_minimum(parameters: dict[str, int]) -> None:
+    with pytest.raises(ValueError, match="minimum"):
+        Argon2Parameters(**parameters)
+
+
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        ("seven!!", "at least 8"),
+        ("x" * 129, "at most 128"),
+        ("password123", "commonly used"),
+        ("qwertyuiop", "commonly used"),
+        ("PASSWORD123", "commonly used"),
+        ("Bob the Builder", "username"),
+    ],
+)
+def test_refuses_weak_passwords_saying_why(password: str, reason: str) -> None:
+    with pytest.raises(WeakPasswordError, match=reason) as error:
+        check_strength(password, "bob the builder")
+    assert error.value.code == "weak_password"
+
+
+def test_length_counts_characters_after_nfc() -> None:
+    # Eight code points decomposed, seven characters composed.
+    with pytest.raises(WeakPasswordError, match="at least 8"):
+        check_strength("abcdefe\u0301", "bob")
+
+
+@pytest.mark.parametrize(
+    "password", ["x7#kL!q2", "z" * 128, "correct horse battery", "pässwörd-ünïcode"]
+)
+def test_accepts_long_enough_uncommon_passwords_without_composition_rules(password: str) -> None:
+    assert check_strength(password, "bob") == password
+
+
+def test_returns_the_nfc_form_of_the_password() -> None:
+    assert check_strength(DECOMPOSED, "bob") == COMPOSED

@@ -1,0 +1,235 @@
+"""The UserCredential aggregate: given its past events, when one command runs, then new events.
+
+Each test builds the aggregate through its commands, collects those events
+(they are the given), calls one command and asserts the events it adds.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from domain.credential import DONE, REGISTRATION, TWO_FACTOR, UserCredential
+from domain.errors import InvalidChallengeError, TooManyAttemptsError, TwoFactorDisabledError
+from domain.throttle import CODE_THROTTLE, PASSWORD_THROTTLE
+from domain.totp import time_step
+
+NOW = datetime(2026, 11, 28, 10, 0, 10, tzinfo=UTC)
+TTL = timedelta(minutes=5)
+
+
+def new_user(groups: tuple[str, ...] = ("finance",)) -> UserCredential:
+    user = UserCredential.create("acme", "bob", "$argon2id$stub", groups, (), NOW)
+    user.collect_events()
+    return user
+
+
+def registered_user() -> UserCredential:
+    user = new_user()
+    user.pass_password_step("c1", True, NOW + TTL, NOW)
+    user.start_registration("c1", "k1.sealed", NOW)
+    user.register_authenticator("c1", time_step(NOW), NOW)
+    user.issue_recovery_codes(["salt$hash"], NOW)
+    user.complete_login("registration", NOW)
+    user.collect_events()
+    return user
+
+
+def at_code_step(user: UserCredential, challenge: str = "c2") -> UserCredential:
+    user.pass_password_step(challenge, True, NOW + TTL, NOW)
+    user.collect_events()
+    return user
+
+
+def new_events(user: UserCredential) -> list[type]:
+    return [type(e) for e in user.collect_events()]
+
+
+def test_a_new_user_has_the_given_groups_and_no_authenticator() -> None:
+    user = UserCredential.create("acme", "Bob", "$argon2id$stub", ["finance"], ["auditor"], NOW)
+
+    [created] = user.collect_events()
+    assert isinstance(created, UserCredential.Created)
+    assert (created.username, created.groups, created.roles) == (
+        "Bob",
+        frozenset({"finance"}),
+        frozenset({"auditor"}),
+    )
+    assert not user.registered
+
+
+def test_password_step_leads_to_registration_when_required_and_not_registered() -> None:
+    user = new_user()
+
+    step = user.pass_password_step("c1", True, NOW + TTL, NOW)
+
+    assert step == REGISTRATION
+    assert new_events(user) == [UserCredential.PasswordStepSucceeded]
+
+
+def test_password_step_completes_the_login_when_2fa_is_neither_required_nor_registered() -> None:
+    user = new_user()
+
+    step = user.pass_password_step("c1", False, NOW + TTL, NOW)
+
+    assert step == DONE
+    assert new_events(user) == [
+        UserCredential.PasswordStepSucceeded,
+        UserCredential.LoginSucceeded,
+    ]
+
+
+def test_a_registered_user_is_asked_for_a_code_even_when_not_required() -> None:
+    user = registered_user()
+
+    step = user.pass_password_step("c2", False, NOW + TTL, NOW)
+
+    assert step == TWO_FACTOR
+    [event] = user.collect_events()
+    assert isinstance(event, UserCredential.PasswordStepSucceeded)
+    assert event.next_step == TWO_FACTOR
+
+
+def test_tenth_consecutive_password_failure_locks_the_password_step_for_a_minute() -> None:
+    user = new_user()
+    for _ in range(9):
+        user.fail_password_step(PASSWORD_THROTTLE, NOW)
+    user.collect_events()
+
+    user.fail_password_step(PASSWORD_THROTTLE, NOW)
+
+    failed, locked = user.collect_events()
+    assert isinstance(failed, UserCredential.PasswordStepFailed)
+    assert isinstance(locked, UserCredential.PasswordStepLocked)
+    assert locked.locked_until == NOW + timedelta(minutes=1)
+
+
+def test_a_password_success_resets_the_failure_count() -> None:
+    user = new_user()
+    for _ in range(9):
+        user.fail_password_step(PASSWORD_THROTTLE, NOW)
+    user.pass_password_step("c1", False, NOW + TTL, NOW)
+    user.collect_events()
+
+    user.fail_password_step(PASSWORD_THROTTLE, NOW)
+
+    assert new_events(user) == [UserCredential.PasswordStepFailed]
+
+
+def test_fifth_consecutive_code_failure_locks_the_code_step_for_five_minutes() -> None:
+    user = at_code_step(registered_user())
+    for _ in range(4):
+        user.reject_code("totp", "wrong", CODE_THROTTLE, NOW)
+    user.collect_events()
+
+    user.reject_code("totp", "wrong", CODE_THROTTLE, NOW)
+
+    rejected, locked = user.collect_events()
+    assert isinstance(rejected, UserCredential.CodeRejected)
+    assert isinstance(locked, UserCredential.CodeStepLocked)
+    assert locked.locked_until == NOW + timedelta(minutes=5)
+    with pytest.raises(TooManyAttemptsError) as error:
+        user.check_code_step_open(NOW + timedelta(minutes=1))
+    assert error.value.retry_after == 240
+
+
+def test_code_failures_count_across_password_steps() -> None:
+    user = at_code_step(registered_user())
+    for _ in range(4):
+        user.reject_code("totp", "wrong", CODE_THROTTLE, NOW)
+    at_code_step(user, "c3")
+
+    user.reject_code("recovery", "wrong", CODE_THROTTLE, NOW)
+
+    assert new_events(user) == [UserCredential.CodeRejected, UserCredential.CodeStepLocked]
+
+
+def test_a_replayed_code_is_its_own_event_and_counts_as_a_failure() -> None:
+    user = at_code_step(registered_user())
+    for _ in range(4):
+        user.reject_code("totp", "wrong", CODE_THROTTLE, NOW)
+    user.collect_events()
+    assert user.is_replay(time_step(NOW))
+    assert user.is_replay(time_step(NOW) - 1)
+    assert not user.is_replay(time_step(NOW) + 1)
+
+    user.record_replay(time_step(NOW), CODE_THROTTLE, NOW)
+
+    assert new_events(user) == [UserCredential.CodeReplayed, UserCredential.CodeStepLocked]
+
+
+def test_hundredth_code_failure_in_all_disables_the_authenticator() -> None:
+    user = at_code_step(registered_user())
+    for _ in range(99):
+        user.reject_code("totp", "wrong", CODE_THROTTLE, NOW)
+    user.collect_events()
+
+    user.reject_code("totp", "wrong", CODE_THROTTLE, NOW)
+
+    assert new_events(user) == [
+        UserCredential.CodeRejected,
+        UserCredential.CodeStepLocked,
+        UserCredential.AuthenticatorDisabled,
+    ]
+    with pytest.raises(TwoFactorDisabledError):
+        user.check_code_step_open(NOW + timedelta(days=1))
+
+
+def test_a_reset_ends_the_pending_login_and_forgets_the_authenticator() -> None:
+    user = at_code_step(registered_user())
+    later = NOW + timedelta(minutes=1)
+
+    user.reset_two_factor("lost phone, ticket 4711", later)
+
+    assert new_events(user) == [UserCredential.TwoFactorReset]
+    assert not user.registered
+    assert user.recovery_codes == frozenset()
+    assert user.sessions_valid_after == later
+    with pytest.raises(InvalidChallengeError):
+        user.check_challenge("c2", TWO_FACTOR, later)
+
+
+def test_a_password_change_ends_the_pending_login() -> None:
+    user = at_code_step(registered_user())
+    later = NOW + timedelta(minutes=1)
+
+    user.change_password("$argon2id$new", later)
+
+    assert new_events(user) == [UserCredential.PasswordChanged]
+    assert user.sessions_valid_after == later
+    with pytest.raises(InvalidChallengeError):
+        user.check_challenge("c2", TWO_FACTOR, later)
+
+
+def test_the_latest_challenge_is_good_for_its_step_until_it_expires() -> None:
+    user = at_code_step(registered_user(), "c2")
+
+    user.check_challenge("c2", TWO_FACTOR, NOW + TTL - timedelta(seconds=1))
+
+
+@pytest.mark.parametrize(
+    ("challenge", "step", "at"),
+    [
+        ("c1", TWO_FACTOR, NOW),  # an older challenge
+        ("c2", REGISTRATION, NOW),  # another step
+        ("c2", TWO_FACTOR, NOW + TTL + timedelta(seconds=1)),  # expired
+        ("", TWO_FACTOR, NOW),
+    ],
+)
+def test_other_challenges_are_refused(challenge: str, step: str, at: datetime) -> None:
+    user = at_code_step(registered_user())
+
+    with pytest.raises(InvalidChallengeError):
+        user.check_challenge(challenge, step, at)
+
+
+def test_groups_and_roles_change_only_when_they_differ() -> None:
+    user = new_user(("finance",))
+
+    user.change_groups(["finance"], NOW)
+    user.change_roles([], NOW)
+    user.change_groups(["finance", "hr"], NOW)
+
+    assert new_events(user) == [UserCredential.GroupsChanged]
+    assert user.groups == frozenset({"finance", "hr"})
