@@ -36,7 +36,7 @@ def _has_control_characters(value: str) -> bool:
 
 
 def valid_slug(slug: str) -> str:
-    if not isinstance(slug, str) or not SLUG.match(slug):
+    if not isinstance(slug, str) or not SLUG.fullmatch(slug):
         raise InvalidInputError("slug", "must match ^[a-z0-9][a-z0-9-]{1,62}$")
     return slug
 

@@ -16,6 +16,7 @@ from application.service import AeroAuth, SecurityPolicy
 from domain.throttle import Throttle
 from interfaces.keys import KeyConfigurationError, decode_key, read_or_create
 from interfaces.settings import Settings
+from projections.runtime import LiveReadModels
 
 
 @dataclass(frozen=True)
@@ -128,4 +129,13 @@ def build_application(settings: Settings, clock: Clock | None = None) -> AeroAut
         ),
         secret_box=secret_box(settings),
         security=security_policy(settings),
+    )
+
+
+def build_read_models(settings: Settings, application: AeroAuth) -> LiveReadModels:
+    """The user directory and the audit log, fed from ``application``'s events."""
+    return LiveReadModels.for_app(
+        application,
+        postgres_pool_size=settings.postgres_pool_size,
+        process=settings.project_in_process,
     )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,3 +38,30 @@ class Settings(BaseSettings):
         default_factory=list, description="IPs or CIDRs whose X-Forwarded-For is honoured"
     )
     postgres_pool_size: int = Field(5, ge=1)
+    token_signing_key_file: Path | None = Field(
+        None,
+        description="PEM (PKCS#8) Ed25519 key that signs tokens; without it the first start "
+        "creates $AERO_DATA_DIR/token-signing.pem (mode 0600)",
+    )
+    read_model_wait_seconds: float = Field(
+        5.0, gt=0, description="how long an admin write waits for the read models to include it"
+    )
+    max_request_bytes: int = Field(64 * 1024, ge=1024, description="largest request body accepted")
+    project_in_process: bool = Field(
+        True,
+        description="the server keeps the read models up to date itself; false when a separate "
+        "`aero-auth project` worker does it",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ipaddress.ip_network(entry.strip(), strict=False)  # ValueError names the bad entry
+        return [entry.strip() for entry in value]
+
+
+def from_environment() -> Settings:
+    """Settings from the AERO_* environment variables, defaults for the rest."""
+    # mypy without pydantic's plugin reads positional Field defaults as required fields.
+    return Settings()  # type: ignore[call-arg]

@@ -1,0 +1,1 @@
+"""The aero-auth command line."""

@@ -1,0 +1,82 @@
+"""The FastAPI app: one long-lived AeroAuth, optional read models, routers per resource."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from application.clock import Clock
+from application.service import AeroAuth
+from interfaces.composition import build_read_models
+from interfaces.http import errors
+from interfaces.http.deps import reject_unknown_query
+from interfaces.http.middleware import RequestContextMiddleware
+from interfaces.http.observability import Metrics
+from interfaces.http.routes import audit, environments, login, me, operations, policy, users
+from interfaces.http.services import ReadModelsFactory, start_services
+from interfaces.settings import Settings, from_environment
+from projections.api import ReadModels
+
+DESCRIPTION = """\
+Two-factor authentication (TOTP authenticator apps) for Aero environments.
+
+Tokens: the **operator token** only creates environments; a **login token**
+(from the password step) only takes the second step of its own login; an
+**access token** (from a completed login) carries the user, the environment
+and the roles. Errors are `{"error": code, "detail": text}`.
+"""
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    read_models_factory: ReadModelsFactory | None = None,
+) -> FastAPI:
+    """An app over the store ``settings`` name; nothing is opened until it starts."""
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One AeroAuth for the app's whole life: eventsourcing's Application
+        # closes its connection pool when it is garbage-collected.
+        services = await run_in_threadpool(
+            start_services, settings, metrics, clock, read_models_factory
+        )
+        app.state.services = services
+        try:
+            yield
+        finally:
+            app.state.services = None
+            await run_in_threadpool(services.close)
+
+    app = FastAPI(
+        title="aero-auth",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        dependencies=[Depends(reject_unknown_query)],
+    )
+    app.state.metrics = metrics
+    app.state.services = None
+    errors.install(app)
+    app.add_middleware(
+        RequestContextMiddleware, metrics=metrics, max_request_bytes=settings.max_request_bytes
+    )
+    for module in (environments, policy, users, login, me, audit, operations):
+        app.include_router(module.router)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The uvicorn factory of ``aero-auth serve``: settings from AERO_* variables,
+    with this process's read models (user directory, audit log)."""
+    settings = from_environment()
+
+    def read_models(application: AeroAuth) -> ReadModels:
+        return build_read_models(settings, application)
+
+    return create_app(settings, read_models_factory=read_models)

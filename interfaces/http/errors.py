@@ -1,0 +1,197 @@
+"""One error shape, ``{"error": code, "detail": text}``, with the status API.md gives each code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.errors import (
+    AeroError,
+    EnvironmentExistsError,
+    EnvironmentNotFoundError,
+    InvalidChallengeError,
+    InvalidCodeError,
+    InvalidCredentialsError,
+    InvalidInputError,
+    InvalidTimestampError,
+    TooManyAttemptsError,
+    TwoFactorDisabledError,
+    TwoFactorNotRegisteredError,
+    UserExistsError,
+    UserNotFoundError,
+    WeakPasswordError,
+)
+from interfaces.http.observability import escape, logger
+from projections.api import InvalidCursorError
+
+# RFC 9110 §11.6.1: a 401 carries a challenge; RFC 6750 §3 names the error.
+_BEARER = 'Bearer realm="aero-auth"'
+_BEARER_INVALID = 'Bearer realm="aero-auth", error="invalid_token"'
+
+STATUS: dict[type[AeroError], int] = {
+    InvalidInputError: 422,
+    InvalidTimestampError: 422,
+    WeakPasswordError: 422,
+    EnvironmentNotFoundError: 404,
+    UserNotFoundError: 404,
+    EnvironmentExistsError: 409,
+    UserExistsError: 409,
+    InvalidCredentialsError: 401,
+    InvalidChallengeError: 401,
+    InvalidCodeError: 401,
+    TooManyAttemptsError: 429,
+    TwoFactorDisabledError: 403,
+    # Recovery codes back up an authenticator; without one there is nothing to back up.
+    TwoFactorNotRegisteredError: 409,
+}
+
+_HTTP_CODES = {
+    401: "invalid_token",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+# The ``responses=`` OpenAPI documentation of a route.
+Responses = dict[int | str, dict[str, Any]]
+
+
+class ErrorBody(BaseModel):
+    """Every error except request validation (422 keeps FastAPI's ``detail`` list)."""
+
+    error: str
+    detail: str
+
+
+class ValidationErrorBody(BaseModel):
+    """A request that does not fit the schema: FastAPI's ``detail`` list."""
+
+    error: str
+    detail: list[dict[str, Any]]
+
+
+def invalid(description: str) -> dict[str, Any]:
+    """A 422 as documented: a domain rule's ErrorBody or the schema's ValidationErrorBody."""
+    return {"model": ErrorBody | ValidationErrorBody, "description": description}
+
+
+# Every /v1 route: the body may be too large or not fit.
+COMMON: Responses = {
+    413: {"model": ErrorBody, "description": "payload_too_large"},
+    422: invalid("invalid_request, invalid_input"),
+}
+
+
+class ApiError(Exception):
+    """An error the HTTP layer itself decides: wrong token, missing role, no read models."""
+
+    def __init__(
+        self, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.headers = headers
+
+
+def invalid_token(detail: str = "the token is not accepted here") -> ApiError:
+    return ApiError(401, "invalid_token", detail, {"WWW-Authenticate": _BEARER_INVALID})
+
+
+def forbidden(detail: str) -> ApiError:
+    return ApiError(403, "forbidden", detail)
+
+
+def read_models_unavailable() -> ApiError:
+    return ApiError(
+        503, "read_models_unavailable", "this process runs without read models; try again later"
+    )
+
+
+def status_of(error: AeroError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
+def error_response(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def _aero_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AeroError)
+    status = status_of(exc)
+    headers: dict[str, str] = {}
+    if isinstance(exc, TooManyAttemptsError):
+        headers["Retry-After"] = str(exc.retry_after)
+    if status == 401:
+        headers["WWW-Authenticate"] = (
+            _BEARER_INVALID if isinstance(exc, InvalidChallengeError) else _BEARER
+        )
+    return error_response(status, exc.code, exc.detail, headers)
+
+
+def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.detail, exc.headers)
+
+
+def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's answer to a body that is not UTF-8 at all; a body that is
+        # not JSON is already a 422, and API.md keeps malformed input at 422.
+        return error_response(422, "invalid_request", "the body is not UTF-8 JSON")
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    detail = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    return error_response(exc.status_code, code, detail, dict(exc.headers or {}))
+
+
+def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # FastAPI's shape, minus the rejected input: it may be a password, and
+    # responses end up in proxies' and browsers' logs.
+    errors: list[dict[str, Any]] = [
+        {key: value for key, value in error.items() if key != "input"} for error in exc.errors()
+    ]
+    return JSONResponse(
+        {"error": "invalid_request", "detail": jsonable_encoder(errors)}, status_code=422
+    )
+
+
+def _invalid_cursor(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(422, "invalid_cursor", "the cursor is not one this service issued")
+
+
+def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # The traceback goes to the log only; the client learns nothing of the internals.
+    logger.error(
+        "unhandled %s on %s %s",
+        type(exc).__name__,
+        escape(request.method),
+        escape(request.url.path),
+        exc_info=exc,
+    )
+    return error_response(500, "internal_error", "the server failed to handle the request")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(AeroError, _aero_error)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(InvalidCursorError, _invalid_cursor)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,131 @@
+"""Per request: where it came from, how big it may be, and what became of it.
+
+A plain ASGI middleware, not BaseHTTPMiddleware: the origin it sets is a
+ContextVar, and it must reach the threadpool that runs the sync endpoints,
+which copies the request task's context.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from application.service import last_saved_position
+from domain.origin import Origin, originating
+from interfaces.http.errors import error_response
+from interfaces.http.observability import UNMATCHED_ROUTE, Metrics, escape, logger
+from interfaces.http.services import Services
+
+USER_AGENT_LIMIT = 512
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_request_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_request_bytes = max_request_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = Headers(scope=scope)
+        request_id = uuid.uuid4().hex
+        status = 500
+        ip = self._client_ip(scope, headers)
+        user_agent = headers.get("user-agent")
+        if user_agent is not None:
+            user_agent = user_agent[:USER_AGENT_LIMIT]
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                extra = [(b"x-request-id", request_id.encode())]
+                if scope["path"].startswith("/v1/"):
+                    # Tokens, secrets and recovery codes travel in these bodies (RFC 6749 §5.1).
+                    extra += [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
+                extra.append((b"x-content-type-options", b"nosniff"))
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        try:
+            declared = headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_request_bytes:
+                await self._too_large()(scope, receive, send_with_headers)
+                return
+            # A request starts with nothing saved: the task's context is a copy of
+            # whoever started the server, which may have saved something itself.
+            saved = last_saved_position.set(None)
+            try:
+                with originating(Origin(actor=None, ip=ip, user_agent=user_agent)):
+                    await self.app(scope, self._limited(receive), send_with_headers)
+            finally:
+                last_saved_position.reset(saved)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route_template(scope)
+            self.metrics.observe_request(scope["method"], route, status, elapsed)
+            # Route templates and escaped values only: no query string (it is
+            # the client's), no body, no header that could carry a token.
+            logger.info(
+                "%s %s %d %.1fms route=%s ip=%s request_id=%s",
+                escape(scope["method"]),
+                escape(scope["path"]),
+                status,
+                elapsed * 1000,
+                escape(route),
+                escape(ip),
+                request_id,
+            )
+
+    def _too_large(self) -> ASGIApp:
+        return error_response(
+            413,
+            "payload_too_large",
+            f"request bodies are limited to {self.max_request_bytes} bytes",
+        )
+
+    def _limited(self, receive: Receive) -> Receive:
+        """Count a body sent without Content-Length (chunked) as it arrives."""
+        seen = 0
+
+        async def counting() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_request_bytes:
+                    # An HTTPException passes FastAPI's body parsing unchanged.
+                    raise HTTPException(
+                        413, f"request bodies are limited to {self.max_request_bytes} bytes"
+                    )
+            return message
+
+        return counting
+
+    def _client_ip(self, scope: Scope, headers: Headers) -> str | None:
+        client = scope.get("client")
+        peer = client[0] if client else None
+        services: Services | None = _services(scope)
+        if services is None:
+            return peer
+        return services.proxies.client_ip(peer, headers.getlist("x-forwarded-for"))
+
+
+def _services(scope: Scope) -> Services | None:
+    app: Any = scope.get("app")
+    state = getattr(app, "state", None)
+    return getattr(state, "services", None)
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED_ROUTE

@@ -1,0 +1,220 @@
+"""The audit view's tables and SQL, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+from uuid import UUID
+
+from domain.rules import username_key
+from projections.api import AuditEntry, AuditQuery
+from projections.audit import GENESIS, AuditView, AuditWriter, Owner, canonical_json
+from projections.store import PostgresStore, Raw, SQLiteStore, Transaction, sql
+
+_COLUMNS = Raw(
+    "position, environment, occurred_at, type, username, actor, outcome, ip, user_agent, details"
+)
+
+
+class SqlAuditView(AuditView):
+    """The SQL both databases share; each dialect supplies types, cursors and locks."""
+
+    tables: ClassVar[tuple[str, ...]] = ("", "_chain", "_owners")
+    exposed: ClassVar[tuple[str, ...]] = ("", "_chain")
+
+    def slot_ddl(self, slot: str) -> list[str]:
+        names = {"t": self.table(slot), **self.types}
+        return [
+            sql(
+                "CREATE TABLE {t} ("
+                "position {bigint} PRIMARY KEY, environment TEXT NOT NULL, "
+                "occurred_at {time} NOT NULL, type TEXT NOT NULL, "
+                "username TEXT, username_key TEXT, actor TEXT, outcome TEXT NOT NULL, "
+                "ip TEXT, user_agent TEXT, details TEXT NOT NULL, hash TEXT NOT NULL)",
+                **names,
+            ),
+            # Every filter of API.md starts with the environment and pages by position.
+            sql("CREATE INDEX {t}_env ON {t} (environment, position)", **names),
+            sql("CREATE INDEX {t}_user ON {t} (environment, username_key, position)", **names),
+            sql(
+                "CREATE INDEX {t}_user_time ON {t} (environment, username_key, occurred_at)",
+                **names,
+            ),
+            sql("CREATE INDEX {t}_type ON {t} (environment, type, position)", **names),
+            sql("CREATE INDEX {t}_time ON {t} (environment, occurred_at)", **names),
+            sql(
+                "CREATE TABLE {t}_chain (environment TEXT PRIMARY KEY, "
+                "position {bigint} NOT NULL, hash TEXT NOT NULL)",
+                **names,
+            ),
+            sql(
+                "CREATE TABLE {t}_owners (originator_id TEXT PRIMARY KEY, "
+                "environment TEXT NOT NULL, username TEXT)",
+                **names,
+            ),
+        ]
+
+    def writer(self, tx: Transaction, slot: str) -> SqlAuditWriter:
+        return SqlAuditWriter(self, tx.cursor, slot)
+
+    def entries(self, query: AuditQuery, after: int, limit: int) -> list[AuditEntry]:
+        where = ["environment = ?", "position > ?"]
+        params: list[Any] = [query.environment, after]
+        if query.username is not None:
+            where.append("username_key = ?")
+            params.append(username_key(query.username))
+        if query.types:
+            where.append(f"type IN ({', '.join('?' * len(query.types))})")
+            params.extend(query.types)
+        if query.outcome is not None:
+            where.append("outcome = ?")
+            params.append(query.outcome)
+        if query.since is not None:
+            where.append("occurred_at >= ?")
+            params.append(self.time_to_db(query.since))
+        if query.until is not None:
+            where.append("occurred_at < ?")
+            params.append(self.time_to_db(query.until))
+        params.append(limit)
+        statement = sql(
+            "SELECT {c} FROM {v} WHERE {w} ORDER BY position LIMIT ?",
+            c=_COLUMNS,
+            v=self.base,
+            w=Raw(" AND ".join(where)),
+        )
+        return [self._entry(row) for row in self.query(statement, params)]
+
+    def chained(
+        self, environment: str, after: int, upto: int, limit: int
+    ) -> list[tuple[AuditEntry, str]]:
+        statement = sql(
+            "SELECT {c}, hash FROM {v} WHERE environment = ? AND position > ? "
+            "AND position <= ? ORDER BY position LIMIT ?",
+            c=_COLUMNS,
+            v=self.base,
+        )
+        rows = self.query(statement, (environment, after, upto, limit))
+        return [(self._entry(row), str(row["hash"])) for row in rows]
+
+    def chain_head(self, environment: str) -> tuple[int, str] | None:
+        rows = self.query(
+            sql("SELECT position, hash FROM {v}_chain WHERE environment = ?", v=self.base),
+            (environment,),
+        )
+        return (int(rows[0]["position"]), str(rows[0]["hash"])) if rows else None
+
+    def _entry(self, row: Any) -> AuditEntry:
+        return AuditEntry(
+            position=int(row["position"]),
+            occurred_at=self.time_from_db(row["occurred_at"]),
+            type=row["type"],
+            environment=row["environment"],
+            username=row["username"],
+            actor=row["actor"],
+            outcome=row["outcome"],
+            ip=row["ip"],
+            user_agent=row["user_agent"],
+            details=json.loads(row["details"]),
+        )
+
+
+class SqlAuditWriter(AuditWriter):
+    """Buffers a batch's entries and writes them with one executemany on flush."""
+
+    def __init__(self, view: SqlAuditView, cursor: Any, slot: str) -> None:
+        self.view = view
+        self.cursor = cursor
+        self.table = view.table(slot)
+        self._rows: list[tuple[Any, ...]] = []
+        self._hashes: dict[str, str] = {}
+        self._heads: dict[str, tuple[int, str]] = {}
+        self._owners: dict[UUID, Owner] = {}
+        self._new_owners: list[tuple[str, str, str | None]] = []
+
+    def owner(self, originator_id: UUID) -> Owner | None:
+        if originator_id not in self._owners:
+            self.view.execute(
+                self.cursor,
+                sql(
+                    "SELECT environment, username FROM {t}_owners WHERE originator_id = ?",
+                    t=self.table,
+                ),
+                (str(originator_id),),
+            )
+            row = self.cursor.fetchone()
+            if row is None:
+                return None
+            self._owners[originator_id] = Owner(row["environment"], row["username"])
+        return self._owners[originator_id]
+
+    def add_owner(self, originator_id: UUID, owner: Owner) -> None:
+        self._owners[originator_id] = owner
+        self._new_owners.append((str(originator_id), owner.environment, owner.username))
+
+    def last_hash(self, environment: str) -> str:
+        if environment not in self._hashes:
+            self.view.execute(
+                self.cursor,
+                sql("SELECT hash FROM {t}_chain WHERE environment = ?", t=self.table),
+                (environment,),
+            )
+            row = self.cursor.fetchone()
+            self._hashes[environment] = GENESIS if row is None else str(row["hash"])
+        return self._hashes[environment]
+
+    def append(self, entry: AuditEntry, hash: str) -> None:
+        self._rows.append(
+            (
+                entry.position,
+                entry.environment,
+                self.view.time_to_db(entry.occurred_at),
+                entry.type,
+                entry.username,
+                None if entry.username is None else username_key(entry.username),
+                entry.actor,
+                entry.outcome,
+                entry.ip,
+                entry.user_agent,
+                canonical_json(entry.details),
+                hash,
+            )
+        )
+        self._hashes[entry.environment] = hash
+        self._heads[entry.environment] = (entry.position, hash)
+
+    def flush(self) -> None:
+        view, cursor = self.view, self.cursor
+        if self._new_owners:
+            statement = sql("INSERT INTO {t}_owners VALUES (?, ?, ?)", t=self.table)
+            view.executemany(cursor, statement, self._new_owners)
+        if self._rows:
+            view.executemany(
+                cursor,
+                sql(
+                    "INSERT INTO {t} (position, environment, occurred_at, type, username, "
+                    "username_key, actor, outcome, ip, user_agent, details, hash) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    t=self.table,
+                ),
+                self._rows,
+            )
+        if self._heads:
+            view.executemany(
+                cursor,
+                sql(
+                    "INSERT INTO {t}_chain (environment, position, hash) VALUES (?, ?, ?) "
+                    "ON CONFLICT (environment) DO UPDATE "
+                    "SET position = excluded.position, hash = excluded.hash",
+                    t=self.table,
+                ),
+                [(env, pos, h) for env, (pos, h) in self._heads.items()],
+            )
+        self._rows, self._new_owners, self._heads = [], [], {}
+
+
+class SQLiteAuditView(SQLiteStore, SqlAuditView):
+    """The audit log in its own SQLite file."""
+
+
+class PostgresAuditView(PostgresStore, SqlAuditView):
+    """The audit log in tables audit_v1_a / audit_v1_b of the event store's database."""

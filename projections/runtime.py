@@ -1,0 +1,751 @@
+"""Running the views: catch-up threads, the worker loop, waiting for a position, rebuilds.
+
+Each view has a runner thread that takes notifications from a source in
+batches and records each batch, with its tracking position, in one
+transaction. On SQLite the source polls (its recorder cannot be subscribed to
+in eventsourcing 9.5.6); on PostgreSQL it is the library's LISTEN/NOTIFY
+subscription. An event a view cannot process stops that view, after
+committing the events before it, with an error naming the position.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from time import monotonic
+from typing import Any, Protocol
+from uuid import UUID
+
+import psycopg
+from eventsourcing.application import Application
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    InterfaceError,
+    Mapper,
+    Notification,
+    OperationalError,
+)
+
+from domain.rules import username_key
+from projections.api import (
+    TWO_FACTOR_FILTERS,
+    AuditEntry,
+    AuditQuery,
+    ChainReport,
+    Compliance,
+    InvalidCursorError,
+    Page,
+    ReadModels,
+    UserRow,
+)
+from projections.audit import AuditProjection, AuditView, export, verify_chain
+from projections.directory import DirectoryProjection, DirectoryView
+from projections.store import ViewStore, Writer, sibling_path
+
+logger = logging.getLogger("aero_auth.projections")
+
+# Worth retrying: the database was unreachable, busy or restarting.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    sqlite3.OperationalError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+
+ProgressCallback = Callable[[int, int], None]
+# Positions between refreshes of the planner's statistics (ViewStore.optimize).
+OPTIMIZE_EVERY = 50_000
+
+
+class Projection(Protocol):
+    view: str
+
+    def process(self, writer: Any, notification: Notification, mapper: Mapper[UUID]) -> None: ...
+
+
+PROJECTIONS: dict[str, Callable[[], Projection]] = {
+    "audit": AuditProjection,
+    "directory": DirectoryProjection,
+}
+
+
+class UnprocessableEventError(Exception):
+    def __init__(self, view: str, position: int, topic: str, cause: BaseException) -> None:
+        super().__init__(
+            f"{view} view stopped: cannot process the event at position {position} "
+            f"({topic}): {type(cause).__name__}: {cause}"
+        )
+        self.view = view
+        self.position = position
+
+
+# ----- processing -----
+
+
+def apply(
+    view: str,
+    projection: Projection,
+    mapper: Mapper[UUID],
+    writer: Writer,
+    notifications: Sequence[Notification],
+    done: int,
+) -> int:
+    """Process the notifications after ``done`` into ``writer``; the last position processed."""
+    position = done
+    for notification in notifications:
+        if notification.id <= done:
+            continue
+        try:
+            projection.process(writer, notification, mapper)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as e:
+            raise UnprocessableEventError(view, notification.id, notification.topic, e) from e
+        position = notification.id
+    writer.flush()
+    return position
+
+
+def process_batch(
+    view: ViewStore,
+    projection: Projection,
+    mapper: Mapper[UUID],
+    notifications: Sequence[Notification],
+    slot: str | None = None,
+) -> int:
+    """One transaction: rows and tracking position commit together, or neither does."""
+    with view.transaction() as tx:
+        target = slot or tx.active
+        done = tx.position(target)
+        position = apply(
+            view.name, projection, mapper, view.writer(tx, target), notifications, done
+        )
+        if position > done:
+            tx.track(target, position)
+        return position
+
+
+# ----- sources of notifications -----
+
+
+class Source(Protocol):
+    problem: str | None
+
+    def next_batch(self, limit: int, timeout: float) -> list[Notification]: ...
+
+    def kick(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class PollingSource:
+    """SQLite: pull after the last position seen; ``kick`` makes the next pull immediate."""
+
+    def __init__(self, recorder: ApplicationRecorder, after: int, interval: float) -> None:
+        self._recorder = recorder
+        self._after = after
+        self._interval = interval
+        self._kick = threading.Event()
+        self.problem: str | None = None
+
+    def next_batch(self, limit: int, timeout: float) -> list[Notification]:
+        batch = self._recorder.select_notifications(
+            start=self._after, limit=limit, inclusive_of_start=False
+        )
+        if batch:
+            self._after = batch[-1].id
+            return list(batch)
+        self._kick.wait(min(timeout, self._interval))
+        self._kick.clear()
+        return []
+
+    def kick(self) -> None:
+        self._kick.set()
+
+    def close(self) -> None:
+        self._kick.set()
+
+
+class SubscriptionSource:
+    """PostgreSQL: the library's LISTEN/NOTIFY subscription, queued so batches can be taken.
+
+    A failed subscription (server restart, lost connection) is opened again
+    after the last notification it delivered.
+    """
+
+    def __init__(self, recorder: ApplicationRecorder, after: int, name: str) -> None:
+        self._recorder = recorder
+        self._after = after
+        self._queue: queue.Queue[Notification] = queue.Queue(maxsize=10_000)
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._subscription: Any = None
+        self.problem: str | None = None
+        self._thread = threading.Thread(
+            target=self._feed, name=f"aero-{name}-subscription", daemon=True
+        )
+        self._thread.start()
+
+    def _feed(self) -> None:
+        delay = 0.1
+        while not self._closed.is_set():
+            try:
+                subscription = self._recorder.subscribe(gt=self._after)
+                with self._lock:
+                    self._subscription = subscription
+                if self._closed.is_set():
+                    subscription.stop()
+                with subscription:
+                    for notification in subscription:
+                        if not self._put(notification):
+                            return
+                        self._after = notification.id
+                        self.problem, delay = None, 0.1
+            except Exception as e:
+                if self._closed.is_set():
+                    return
+                self.problem = f"subscription failed, retrying: {type(e).__name__}: {e}"
+                logger.warning(self.problem)
+                self._closed.wait(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _put(self, notification: Notification) -> bool:
+        while not self._closed.is_set():
+            try:
+                self._queue.put(notification, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def next_batch(self, limit: int, timeout: float) -> list[Notification]:
+        try:
+            batch = [self._queue.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while len(batch) < limit:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def kick(self) -> None:
+        """Nothing to do: the database notifies the subscription."""
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._lock:
+            subscription = self._subscription
+        if subscription is not None:
+            subscription.stop()
+        self._thread.join(timeout=10)
+
+
+# ----- runners -----
+
+
+class ViewRunner:
+    """Feeds one view from its source until stopped or an event cannot be processed."""
+
+    def __init__(
+        self,
+        view: ViewStore,
+        projection: Projection,
+        mapper: Mapper[UUID],
+        source: Source,
+        batch_size: int,
+        position: int,
+        on_progress: Callable[[], None],
+    ) -> None:
+        self.view = view
+        self.projection = projection
+        self.mapper = mapper
+        self.source = source
+        self.batch_size = batch_size
+        self.position = position
+        self.error: str | None = None
+        self.problem: str | None = None
+        self._optimized_at = position
+        self._on_progress = on_progress
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"aero-{view.name}-projection", daemon=True
+        )
+
+    @property
+    def stopped(self) -> bool:
+        return self.error is not None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.source.close()
+
+    def join(self) -> None:
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        pending: list[Notification] = []
+        delay = 0.1
+        while not self._stop.is_set():
+            try:
+                if not pending:
+                    pending = self.source.next_batch(self.batch_size, timeout=0.1)
+                if pending:
+                    self._advance(process_batch(self.view, self.projection, self.mapper, pending))
+                    pending = []
+                self.problem, delay = None, 0.1
+            except UnprocessableEventError as e:
+                self._fail_at(e, pending)
+                return
+            except TRANSIENT_ERRORS as e:
+                self.problem = f"{self.view.name} view: database error, retrying: {e}"
+                logger.warning(self.problem)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+            except Exception as e:
+                self.error = (
+                    f"{self.view.name} view stopped after position {self.position}: "
+                    f"{type(e).__name__}: {e}"
+                )
+                logger.exception(self.error)
+                self._on_progress()
+                return
+
+    def _fail_at(self, error: UnprocessableEventError, batch: list[Notification]) -> None:
+        # Keep what precedes the bad event, so the view stops exactly before it.
+        before = [n for n in batch if n.id < error.position]
+        try:
+            if before:
+                self._advance(process_batch(self.view, self.projection, self.mapper, before))
+        except Exception:
+            logger.exception("%s view: cannot record the events before it", self.view.name)
+        self.error = str(error)
+        logger.error(self.error)
+        self._on_progress()
+
+    def _advance(self, position: int) -> None:
+        self.position = max(self.position, position)
+        self._on_progress()
+        if self.position - self._optimized_at >= OPTIMIZE_EVERY:
+            self.view.optimize()
+            self._optimized_at = self.position
+
+
+# ----- the views of one store -----
+
+
+@dataclass
+class Views:
+    audit: AuditView
+    directory: DirectoryView
+    _close: Callable[[], None] = field(repr=False)
+
+    def all(self) -> dict[str, ViewStore]:
+        return {"audit": self.audit, "directory": self.directory}
+
+    def ensure(self) -> None:
+        for view in self.all().values():
+            view.ensure()
+
+    def close(self) -> None:
+        self._close()
+
+
+def open_views(app: Application[Any], *, postgres_pool_size: int = 4) -> Views:
+    """The views of ``app``'s store: its PostgreSQL database, or files beside its SQLite file."""
+    from eventsourcing.postgres import PostgresDatastore, PostgresFactory
+    from eventsourcing.sqlite import SQLiteFactory
+
+    from projections.audit_store import PostgresAuditView, SQLiteAuditView
+    from projections.directory_store import PostgresDirectoryView, SQLiteDirectoryView
+
+    factory, env = app.factory, app.factory.env
+    if isinstance(factory, PostgresFactory):
+        datastore = PostgresDatastore(
+            dbname=env.get("POSTGRES_DBNAME") or "",
+            host=env.get("POSTGRES_HOST") or "",
+            port=env.get("POSTGRES_PORT") or "5432",
+            user=env.get("POSTGRES_USER") or "",
+            password=env.get("POSTGRES_PASSWORD") or "",
+            connect_timeout=float(env.get("POSTGRES_CONNECT_TIMEOUT") or 10),
+            idle_in_transaction_session_timeout=60,
+            pool_size=postgres_pool_size,
+            max_overflow=postgres_pool_size * 2,
+        )
+        return Views(
+            PostgresAuditView(datastore, app.name),
+            PostgresDirectoryView(datastore, app.name),
+            datastore.close,
+        )
+    if isinstance(factory, SQLiteFactory):
+        dbname = env.get("SQLITE_DBNAME") or ""
+        if not dbname or ":memory:" in dbname or "mode=memory" in dbname:
+            raise ValueError("the read models need a file-based SQLite event store")
+        audit = SQLiteAuditView(sibling_path(dbname, "audit"), app.name)
+        directory = SQLiteDirectoryView(sibling_path(dbname, "directory"), app.name)
+
+        def close() -> None:
+            audit.close()
+            directory.close()
+
+        return Views(audit, directory, close)
+    raise TypeError(f"no read models for {type(factory).__name__}")
+
+
+# ----- cursors -----
+
+
+def encode_cursor(kind: str, after: int | str) -> str:
+    raw = json.dumps({"k": kind, "a": after}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(kind: str, cursor: str, expected: type) -> Any:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidCursorError("the cursor is not one this service issued") from None
+    if not isinstance(data, dict) or data.get("k") != kind:
+        raise InvalidCursorError("the cursor is not one this service issued")
+    after = data.get("a")
+    if not isinstance(after, expected) or isinstance(after, bool):
+        raise InvalidCursorError("the cursor is not one this service issued")
+    return after
+
+
+# ----- the runtime -----
+
+
+class LiveReadModels:
+    """The read models of one process (projections.api.ReadModels).
+
+    With ``process=True`` (the default) this process keeps the views up to
+    date itself; with ``process=False`` it only reads, and a separate
+    ``aero-auth project`` worker (``run_projector``) keeps them up to date.
+    Both may run at once: the views' locks and tracking keep each event
+    recorded once.
+    """
+
+    def __init__(
+        self,
+        app: Application[Any],
+        views: Views,
+        *,
+        process: bool = True,
+        batch_size: int = 500,
+        poll_interval: float = 0.2,
+    ) -> None:
+        self.app = app
+        self.views = views
+        self.process = process
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self._changed = threading.Condition()
+        self._positions: dict[str, int] = dict.fromkeys(views.all(), 0)
+        self._runners: dict[str, ViewRunner] = {}
+        self._refresh_problem: str | None = None
+        self._target = 0
+        self._started = False
+
+    @classmethod
+    def for_app(cls, app: Application[Any], **options: Any) -> LiveReadModels:
+        pool_size = options.pop("postgres_pool_size", 4)
+        return cls(app, open_views(app, postgres_pool_size=pool_size), **options)
+
+    # ----- lifecycle -----
+
+    def start(self) -> None:
+        self.views.ensure()
+        for view in self.views.all().values():
+            view.optimize()
+        self._target = self.app.recorder.max_notification_id() or 0
+        for name, view in self.views.all().items():
+            self._positions[name] = view.position()
+            if self.process:
+                self._runners[name] = ViewRunner(
+                    view,
+                    PROJECTIONS[name](),
+                    self.app.mapper,
+                    self._source(name, self._positions[name]),
+                    self.batch_size,
+                    self._positions[name],
+                    self._progressed,
+                )
+        for runner in self._runners.values():
+            runner.start()
+        self._started = True
+
+    def close(self) -> None:
+        for runner in self._runners.values():
+            runner.stop()
+        for runner in self._runners.values():
+            runner.join()
+        self._runners.clear()
+        self.views.close()
+
+    def _source(self, name: str, after: int) -> Source:
+        from eventsourcing.postgres import PostgresApplicationRecorder
+
+        if isinstance(self.app.recorder, PostgresApplicationRecorder):
+            return SubscriptionSource(self.app.recorder, after, name)
+        return PollingSource(self.app.recorder, after, self.poll_interval)
+
+    def _progressed(self) -> None:
+        with self._changed:
+            for name, runner in self._runners.items():
+                self._positions[name] = runner.position
+            self._changed.notify_all()
+
+    def _refresh(self) -> None:
+        """Read the positions from the database: another process may be doing the work."""
+        try:
+            positions = {name: view.position() for name, view in self.views.all().items()}
+        except TRANSIENT_ERRORS as e:
+            self._refresh_problem = f"cannot read the views' positions: {e}"
+            return
+        self._refresh_problem = None
+        with self._changed:
+            for name, position in positions.items():
+                self._positions[name] = max(self._positions[name], position)
+            self._changed.notify_all()
+
+    # ----- state -----
+
+    def wait_for(self, position: int, timeout: float = 5.0) -> bool:
+        """True once every view has processed ``position``; False on timeout or a stopped view."""
+        deadline = monotonic() + timeout
+        while True:
+            with self._changed:
+                behind = [n for n, p in self._positions.items() if p < position]
+                if not behind:
+                    return True
+                if any(n in self._runners and self._runners[n].stopped for n in behind):
+                    return False
+                remaining = deadline - monotonic()
+                if remaining <= 0:
+                    return False
+                for name in behind:
+                    if name in self._runners:
+                        self._runners[name].source.kick()
+                self._changed.wait(min(remaining, 0.05))
+            if not self.process:
+                self._refresh()
+
+    def is_ready(self) -> bool:
+        """Caught up with the store as it was at start, and no view stopped by an error."""
+        if not self._started or any(r.stopped for r in self._runners.values()):
+            return False
+        if not self.process:
+            self._refresh()
+        with self._changed:
+            return all(p >= self._target for p in self._positions.values())
+
+    def problems(self) -> list[str]:
+        found = []
+        for runner in self._runners.values():
+            found += [p for p in (runner.error, runner.problem, runner.source.problem) if p]
+        if self._refresh_problem:
+            found.append(self._refresh_problem)
+        return found
+
+    def all_stopped(self) -> bool:
+        return bool(self._runners) and all(r.stopped for r in self._runners.values())
+
+    def positions(self) -> dict[str, int]:
+        with self._changed:
+            return dict(self._positions)
+
+    # ----- queries -----
+
+    def list_users(
+        self, environment: str, two_factor: str, limit: int, cursor: str | None
+    ) -> Page[UserRow]:
+        if two_factor not in TWO_FACTOR_FILTERS:
+            raise ValueError(f"two_factor must be one of {', '.join(TWO_FACTOR_FILTERS)}")
+        _check_limit(limit)
+        after = None if cursor is None else decode_cursor("users", cursor, str)
+        rows = self.views.directory.users(environment, two_factor, after, limit + 1)
+        items = [self._current(row) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            next_cursor = encode_cursor("users", username_key(items[-1].username))
+        return Page(items, next_cursor)
+
+    def user(self, environment: str, username: str) -> UserRow | None:
+        row = self.views.directory.user(environment, username)
+        return None if row is None else self._current(row)
+
+    def compliance(self, environment: str) -> Compliance:
+        return self.views.directory.compliance(environment)
+
+    def audit(self, query: AuditQuery, limit: int, cursor: str | None) -> Page[AuditEntry]:
+        _check_limit(limit)
+        after = 0 if cursor is None else decode_cursor("audit", cursor, int)
+        rows = self.views.audit.entries(query, after, limit + 1)
+        items = rows[:limit]
+        next_cursor = encode_cursor("audit", items[-1].position) if len(rows) > limit else None
+        return Page(items, next_cursor)
+
+    def export_audit(self, query: AuditQuery) -> Iterator[AuditEntry]:
+        return export(self.views.audit, query)
+
+    def history(self, environment: str, username: str) -> list[AuditEntry]:
+        return list(export(self.views.audit, AuditQuery(environment, username=username)))
+
+    def verify_audit_chain(self, environment: str) -> ChainReport:
+        return verify_chain(self.views.audit, environment)
+
+    def _current(self, row: UserRow) -> UserRow:
+        # The view stores when a lock ends; whether it still holds depends on now.
+        now = getattr(self.app, "clock", None)
+        if row.locked_until is not None and now is not None and row.locked_until <= now.now():
+            return replace(row, locked_until=None)
+        return row
+
+    # ----- rebuilding -----
+
+    def rebuild(
+        self, view_name: str, progress: ProgressCallback | None = None, batch_size: int = 1000
+    ) -> int:
+        """Rebuild one view from position 0 beside the live one, then switch atomically."""
+        position = rebuild_view(self.app, self.views.all()[view_name], progress, batch_size)
+        self._refresh()
+        return position
+
+
+def _check_limit(limit: int) -> None:
+    if not 1 <= limit <= 1000:
+        raise ValueError("limit must be 1 to 1000")
+
+
+def rebuild_view(
+    app: Application[Any],
+    view: ViewStore,
+    progress: ProgressCallback | None = None,
+    batch_size: int = 1000,
+) -> int:
+    """Fill the spare slot from position 0 while the live slot keeps serving, then switch.
+
+    The switch happens in one transaction under the view's lock: it first
+    brings the spare slot up to the live slot's position, so the view never
+    goes back, then points the database views at it. The old slot is dropped
+    afterwards. Returns the position the rebuilt view has reached.
+    """
+    projection = PROJECTIONS[view.name]()
+    with view.rebuild_lock():
+        spare = view.prepare_rebuild()
+        try:
+            position = 0
+            while True:
+                last = app.recorder.max_notification_id() or 0
+                batch = app.recorder.select_notifications(
+                    start=position, limit=batch_size, inclusive_of_start=False
+                )
+                if batch:
+                    position = process_batch(view, projection, app.mapper, batch, slot=spare)
+                if progress is not None:
+                    progress(position, max(last, position))
+                if len(batch) < batch_size:
+                    break
+            position, old = _switch(app, view, projection, spare, batch_size)
+        except BaseException:
+            try:
+                view.drop_slot(spare)
+            except Exception:
+                logger.exception("could not drop the unfinished rebuild of %s", view.base)
+            raise
+        view.drop_slot(old)
+        view.optimize()
+        logger.info("rebuilt the %s view up to position %d", view.name, position)
+        return position
+
+
+def _switch(
+    app: Application[Any], view: ViewStore, projection: Projection, spare: str, batch_size: int
+) -> tuple[int, str]:
+    with view.transaction() as tx:
+        old = tx.active
+        if old == spare:
+            raise RuntimeError(f"{view.base}: the spare slot went live during the rebuild")
+        live, done = tx.position(old), tx.position(spare)
+        writer = view.writer(tx, spare)
+        position = done
+        while position < live:
+            batch = app.recorder.select_notifications(
+                start=position, limit=batch_size, stop=live, inclusive_of_start=False
+            )
+            if not batch:
+                break
+            position = apply(view.name, projection, app.mapper, writer, batch, position)
+        if position > done:
+            tx.track(spare, position)
+        tx.activate(spare)
+        return position, old
+
+
+def run_projector(
+    app: Application[Any],
+    stop_event: threading.Event,
+    *,
+    batch_size: int = 500,
+    poll_interval: float = 0.2,
+    views: Views | None = None,
+) -> list[str]:
+    """The ``aero-auth project`` worker: keep every view up to date until ``stop_event``.
+
+    Returns the problems that were left when it stopped (empty when clean);
+    it also returns once every view has stopped on an event it cannot process.
+    """
+    read_models = LiveReadModels(
+        app,
+        views if views is not None else open_views(app),
+        process=True,
+        batch_size=batch_size,
+        poll_interval=poll_interval,
+    )
+    read_models.start()
+    try:
+        while not stop_event.wait(0.2):
+            if read_models.all_stopped():
+                break
+        return read_models.problems()
+    finally:
+        read_models.close()
+
+
+def run_rebuild(
+    app: Application[Any], view_name: str, progress: ProgressCallback | None = None
+) -> int:
+    """``aero-auth rebuild <view>``: safe while the service and workers run."""
+    views = open_views(app)
+    try:
+        views.ensure()
+        return rebuild_view(app, views.all()[view_name], progress)
+    finally:
+        views.close()
+
+
+def check_audit_chain(app: Application[Any], environment: str) -> ChainReport:
+    """``aero-auth verify-audit <environment>`` (SECURITY.md 19)."""
+    views = open_views(app)
+    try:
+        views.ensure()
+        return verify_chain(views.audit, environment)
+    finally:
+        views.close()
+
+
+# Checked by mypy: LiveReadModels is what the HTTP layer asks for.
+_implements: type[ReadModels] = LiveReadModels

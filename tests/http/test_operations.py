@@ -1,0 +1,108 @@
+"""Health, readiness, metrics, and who is recorded as acting from where."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from application.clock import FixedClock
+from domain.rules import user_id
+from interfaces.settings import Settings
+from tests.conftest import DatabaseUnderTest
+from tests.http.conftest import ADMIN, ADMIN_PASSWORD, Api, TestClient
+
+
+@pytest.fixture
+def database(sqlite_database: DatabaseUnderTest) -> DatabaseUnderTest:
+    return sqlite_database
+
+
+def test_health_and_readiness(api: Api) -> None:
+    assert api.client.get("/healthz").json() == {"status": "ok"}
+    assert api.client.get("/readyz").json() == {"status": "ready"}
+
+
+def test_metrics_count_requests_by_route_template_and_logins_by_outcome(
+    acme: Api, app_factory: Callable[..., TestClient]
+) -> None:
+    acme.login(ADMIN, ADMIN_PASSWORD)
+    acme.login(ADMIN, "wrong password")
+    acme.client.get(acme.url("/users/alice"), headers=acme.admin)
+    acme.client.get("/no/such/path")
+
+    text = acme.client.get("/metrics").text
+    other = app_factory().get("/metrics").text
+
+    assert (
+        'aero_http_requests_total{method="GET",route="/v1/environments/{env}/users/{username}",'
+        'status="200"} 1.0' in text
+    )
+    assert 'route="<unmatched>",status="404"' in text
+    assert "aero_http_request_duration_seconds_bucket" in text
+    assert 'aero_login_steps_total{outcome="authenticated",step="password"} 2.0' in text
+    assert 'aero_login_steps_total{outcome="invalid_credentials",step="password"} 1.0' in text
+    # Each app has its own registry.
+    assert "/users/{username}" not in other
+
+
+def _last_event(api: Api, username: str) -> object:
+    *_, last = api.application.events.get(user_id(api.env, username))
+    return last
+
+
+def test_events_record_the_actor_ip_and_user_agent(acme: Api) -> None:
+    acme.create_user("bob")
+    acme.client.put(
+        acme.url("/users/bob/groups"),
+        json={"groups": ["finance"]},
+        headers={**acme.admin, "User-Agent": "AdminConsole/2.0"},
+    )
+    changed = _last_event(acme, "bob")
+    acme.login("bob", **{"User-Agent": "Mozilla/5.0"})
+    logged_in = _last_event(acme, "bob")
+
+    assert (changed.actor, changed.ip, changed.user_agent) == (  # type: ignore[attr-defined]
+        "alice",
+        "testclient",
+        "AdminConsole/2.0",
+    )
+    assert (logged_in.actor, logged_in.user_agent) == ("bob", "Mozilla/5.0")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "recorded"),
+    [
+        ("10.0.0.2", "203.0.113.7", "203.0.113.7"),
+        ("10.0.0.2", "198.51.100.1, 203.0.113.7, 10.0.0.9", "203.0.113.7"),
+        ("10.0.0.2", "not-an-ip", "10.0.0.2"),
+        ("192.0.2.50", "203.0.113.7", "192.0.2.50"),
+    ],
+    ids=["trusted", "chain", "malformed", "untrusted"],
+)
+def test_forwarded_for_counts_only_from_trusted_proxies(
+    app_factory: Callable[..., TestClient],
+    settings: Settings,
+    clock: FixedClock,
+    peer: str,
+    forwarded: str,
+    recorded: str,
+) -> None:
+    trusting = settings.model_copy(update={"trusted_proxies": ["10.0.0.0/8"]})
+    client = app_factory(trusting)
+    api = Api(client, clock)
+    api.create_environment()
+    client_from_peer = TestClient(client.app, client=(peer, 40000))
+
+    client_from_peer.post(
+        api.url("/login"),
+        json={"username": ADMIN, "password": ADMIN_PASSWORD},
+        headers={"X-Forwarded-For": forwarded},
+    )
+
+    assert _last_event(api, ADMIN).ip == recorded  # type: ignore[attr-defined]
+
+
+def test_trusted_proxies_must_be_addresses_or_networks(settings: Settings) -> None:
+    with pytest.raises(ValueError, match="not-a-network"):
+        Settings(**{**settings.model_dump(), "trusted_proxies": ["not-a-network"]})

@@ -1,0 +1,145 @@
+"""Access tokens: EdDSA JWTs that others verify with /.well-known/jwks.json; forged,
+expired, foreign and ended ones are refused."""
+
+from __future__ import annotations
+
+import base64
+import json
+import stat
+from collections.abc import Callable
+from datetime import timedelta
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from interfaces.settings import Settings
+from tests.conftest import DatabaseUnderTest
+from tests.http.conftest import ADMIN, ADMIN_PASSWORD, Api, TestClient, bearer, error_of
+
+
+@pytest.fixture
+def database(sqlite_database: DatabaseUnderTest) -> DatabaseUnderTest:
+    """Token handling does not depend on the store."""
+    return sqlite_database
+
+
+def _segments(token: str) -> tuple[dict[str, object], dict[str, object]]:
+    header, payload, _ = token.split(".")
+    pad = lambda s: s + "=" * (-len(s) % 4)  # noqa: E731
+    return (
+        json.loads(base64.urlsafe_b64decode(pad(header))),
+        json.loads(base64.urlsafe_b64decode(pad(payload))),
+    )
+
+
+def test_access_tokens_verify_with_the_published_key(acme: Api) -> None:
+    token = acme.access_token(ADMIN, ADMIN_PASSWORD)
+    [key] = acme.client.get("/.well-known/jwks.json").json()["keys"]
+
+    header = jwt.get_unverified_header(token)
+    claims = jwt.decode(
+        token,
+        jwt.PyJWK(key).key,
+        algorithms=["EdDSA"],
+        audience="aero-auth:access",
+        options={"verify_exp": False, "verify_iat": False},
+    )
+
+    assert (header["alg"], header["typ"], header["kid"]) == ("EdDSA", "at+jwt", key["kid"])
+    assert (key["kty"], key["crv"], key["use"]) == ("OKP", "Ed25519", "sig")
+    assert claims["env"] == "acme" and claims["username"] == "alice"
+    assert claims["roles"] == ["admin", "auditor"]
+    assert claims["exp"] - claims["iat"] == 3600
+    assert claims["sub"] == str(acme.application.user("acme", "alice").id)
+
+
+def test_forged_tokens_are_refused(acme: Api) -> None:
+    token = acme.access_token(ADMIN, ADMIN_PASSWORD)
+    header, claims = _segments(token)
+    public = acme.client.get("/.well-known/jwks.json").json()["keys"][0]["x"]
+
+    other_key = jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers=header)
+    unsigned = jwt.encode(claims, None, algorithm="none", headers={"kid": header["kid"]})
+    without_alg = {k: v for k, v in header.items() if k != "alg"}
+    confused = jwt.encode(claims, public, algorithm="HS256", headers=without_alg)
+    raised = jwt.encode({**claims, "roles": ["root"]}, "k" * 32, algorithm="HS256")
+    head, _, signature = token.split(".")
+    tampered_payload = (
+        base64.urlsafe_b64encode(json.dumps({**claims, "username": "bob"}).encode())
+        .decode()
+        .rstrip("=")
+    )
+
+    for forged in (
+        other_key,
+        unsigned,
+        confused,
+        raised,
+        f"{head}.{tampered_payload}.{signature}",
+        "x.y.z",
+    ):
+        response = acme.client.get(acme.url("/policy"), headers=bearer(forged))
+        assert (response.status_code, error_of(response)) == (401, "invalid_token")
+    assert acme.client.get(acme.url("/policy"), headers=bearer(token)).status_code == 200
+
+
+def test_an_expired_access_token_is_refused(acme: Api) -> None:
+    token = bearer(acme.access_token(ADMIN, ADMIN_PASSWORD))
+
+    acme.clock.advance(seconds=3599)
+    assert acme.client.get(acme.url("/me"), headers=token).status_code == 200
+    acme.clock.advance(seconds=1)
+    assert acme.client.get(acme.url("/me"), headers=token).status_code == 401
+
+
+def test_a_token_of_one_environment_is_refused_in_another(acme: Api) -> None:
+    acme.env = "globex"
+    assert acme.create_environment().status_code == 201
+    acme.env = "acme"
+
+    response = acme.client.get("/v1/environments/globex/me", headers=acme.admin)
+
+    assert (response.status_code, error_of(response)) == (401, "invalid_token")
+
+
+def test_a_reset_ends_earlier_tokens_but_not_one_issued_just_after(acme: Api) -> None:
+    acme.create_user("bob")
+    before = bearer(acme.access_token("bob"))
+    acme.clock.advance(timedelta(milliseconds=200))
+    acme.client.post(
+        acme.url("/users/bob/two-factor/reset"), json={"reason": "ticket 1"}, headers=acme.admin
+    )
+    acme.clock.advance(timedelta(milliseconds=200))
+    after = bearer(acme.access_token("bob"))
+
+    assert acme.client.get(acme.url("/me"), headers=before).status_code == 401
+    assert acme.client.get(acme.url("/me"), headers=after).status_code == 200
+
+
+def test_the_signing_key_is_created_once_with_mode_0600_and_survives_restarts(
+    acme: Api, app_factory: Callable[..., TestClient], settings: Settings
+) -> None:
+    token = bearer(acme.access_token(ADMIN, ADMIN_PASSWORD))
+    path = settings.data_dir / "token-signing.pem"
+
+    restarted = Api(app_factory(), acme.clock)
+
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert restarted.client.get(restarted.url("/me"), headers=token).status_code == 200
+
+
+def test_a_configured_signing_key_file_is_used(
+    acme: Api, app_factory: Callable[..., TestClient], settings: Settings
+) -> None:
+    key_file = settings.data_dir / "configured.pem"
+    key_file.write_bytes((settings.data_dir / "token-signing.pem").read_bytes())
+    (settings.data_dir / "token-signing.pem").unlink()
+    token = bearer(acme.access_token(ADMIN, ADMIN_PASSWORD))
+
+    configured = Api(
+        app_factory(settings.model_copy(update={"token_signing_key_file": key_file})), acme.clock
+    )
+
+    assert configured.client.get(configured.url("/me"), headers=token).status_code == 200
+    assert not (settings.data_dir / "token-signing.pem").exists()

@@ -1,0 +1,373 @@
+"""The audit log: one entry per event, filters, pages, export, and the hash chain."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from application.clock import FixedClock
+from application.service import AeroAuth
+from domain.errors import (
+    InvalidCodeError,
+    InvalidCredentialsError,
+    TooManyAttemptsError,
+)
+from domain.origin import Origin, originating
+from projections.api import AuditEntry, AuditQuery, ChainReport, InvalidCursorError
+from projections.audit import AUDIT_TYPES, canonical
+from projections.audit_store import SqlAuditView, SQLiteAuditView
+from projections.export import csv_lines, jsonl_lines
+from projections.runtime import LiveReadModels
+from tests.conftest import PG_HOST, PG_PORT, PG_USER, DatabaseUnderTest
+from tests.projections.conftest import (
+    ADMIN,
+    PASSWORD,
+    caught_up,
+    code_at,
+    login_challenge,
+    make_environment,
+    register,
+    toggle_groups,
+    wrong_code,
+)
+
+DESK = Origin(actor=ADMIN, ip="203.0.113.7", user_agent="Mozilla/5.0 (desk)")
+PHONE = Origin(actor=None, ip="198.51.100.2", user_agent="AeroApp/1.0")
+
+
+def entries(read_models: LiveReadModels, **filters: object) -> list[AuditEntry]:
+    return list(read_models.export_audit(AuditQuery("acme", **filters)))  # type: ignore[arg-type]
+
+
+def kinds(found: list[AuditEntry]) -> list[tuple[str, str | None, str, dict[str, object]]]:
+    return [(e.type, e.username, e.outcome, e.details) for e in found]
+
+
+def test_admin_commands_record_what_who_and_from_where(
+    app: AeroAuth, read_models: LiveReadModels
+) -> None:
+    with originating(DESK):
+        make_environment(app)
+        app.create_user("acme", "Bob", PASSWORD, groups=["finance"])
+        app.set_policy("acme", True, ["finance"])
+        app.change_groups("acme", "bob", ["finance", "sales"])
+        app.change_roles("acme", "bob", ["auditor"])
+        app.change_password("acme", "bob", "another long pass 2")
+        app.reset_two_factor("acme", "bob", "lost phone, ticket 4711")
+    caught_up(app, read_models)
+
+    found = entries(read_models)
+    assert kinds(found) == [
+        (
+            "environment_created",
+            None,
+            "success",
+            {"display_name": "Acme", "issuer": "BizzStream Aero"},
+        ),
+        ("user_created", "alice", "success", {"groups": [], "roles": ["admin", "auditor"]}),
+        ("user_created", "Bob", "success", {"groups": ["finance"], "roles": []}),
+        ("two_factor_requirement_changed", None, "success", {"require_2fa": True}),
+        ("groups_selected", None, "success", {"groups": ["finance"]}),
+        ("groups_changed", "Bob", "success", {"groups": ["finance", "sales"]}),
+        ("roles_changed", "Bob", "success", {"roles": ["auditor"]}),
+        ("password_changed", "Bob", "success", {}),
+        ("two_factor_reset", "Bob", "success", {"reason": "lost phone, ticket 4711"}),
+    ]
+    assert {(e.environment, e.actor, e.ip, e.user_agent) for e in found} == {
+        ("acme", ADMIN, "203.0.113.7", "Mozilla/5.0 (desk)")
+    }
+    assert [e.position for e in found] == sorted(e.position for e in found)
+    assert found[0].occurred_at.utcoffset() == timedelta(0)
+
+
+def test_logins_record_every_step_and_never_a_secret(
+    app: AeroAuth, read_models: LiveReadModels, clock: FixedClock
+) -> None:
+    make_environment(app)
+    bob = app.create_user("acme", "bob", PASSWORD)
+    app.set_policy("acme", True, [])
+    with originating(PHONE):
+        secret, recovery_codes = register(app, clock, "acme", "bob")
+        with pytest.raises(InvalidCredentialsError):
+            app.start_login("acme", "bob", "not the password")
+        with pytest.raises(InvalidCredentialsError):
+            app.start_login("acme", "mallory", "whatever it is")
+
+        challenge = login_challenge(app, "acme", "bob")
+        used = code_at(secret, clock.now())
+        with pytest.raises(InvalidCodeError):
+            app.verify_code("acme", "bob", challenge, used)  # the registration used it
+        with pytest.raises(InvalidCodeError):
+            app.verify_code("acme", "bob", challenge, "12345")
+        for _ in range(3):
+            with pytest.raises(InvalidCodeError):
+                app.verify_code("acme", "bob", challenge, wrong_code(secret, clock.now()))
+        with pytest.raises(TooManyAttemptsError):
+            app.verify_code("acme", "bob", challenge, wrong_code(secret, clock.now()))
+
+        clock.advance(minutes=6)
+        challenge = login_challenge(app, "acme", "bob")
+        app.use_recovery_code("acme", "bob", challenge, recovery_codes[0])
+        new_codes = app.regenerate_recovery_codes("acme", "bob")
+        challenge = login_challenge(app, "acme", "bob")
+        app.verify_code("acme", "bob", challenge, code_at(secret, clock.now()))
+    caught_up(app, read_models)
+
+    logins = [e for e in entries(read_models) if e.ip == PHONE.ip]
+    assert kinds(logins) == [
+        ("login_password_succeeded", "bob", "success", {"next_step": "registration"}),
+        ("two_factor_registration_started", "bob", "success", {}),
+        ("two_factor_registered", "bob", "success", {}),
+        ("recovery_codes_issued", "bob", "success", {"count": 10}),
+        ("login_succeeded", "bob", "success", {"method": "registration"}),
+        ("login_password_failed", "bob", "failure", {"reason": "wrong_password"}),
+        ("login_password_failed", "mallory", "failure", {"reason": "unknown_user"}),
+        ("login_password_succeeded", "bob", "success", {"next_step": "two_factor"}),
+        ("two_factor_code_replayed", "bob", "failure", {}),
+        ("two_factor_failed", "bob", "failure", {"kind": "totp", "reason": "malformed"}),
+        ("two_factor_failed", "bob", "failure", {"kind": "totp", "reason": "wrong"}),
+        ("two_factor_failed", "bob", "failure", {"kind": "totp", "reason": "wrong"}),
+        ("two_factor_failed", "bob", "failure", {"kind": "totp", "reason": "wrong"}),
+        (
+            "two_factor_locked",
+            "bob",
+            "failure",
+            {"locked_until": "2026-11-28T10:05:10Z"},
+        ),
+        ("two_factor_throttled", "bob", "failure", {"reason": "locked"}),
+        ("login_password_succeeded", "bob", "success", {"next_step": "two_factor"}),
+        ("recovery_code_used", "bob", "success", {"remaining": 9}),
+        ("login_succeeded", "bob", "success", {"method": "recovery"}),
+        ("recovery_codes_issued", "bob", "success", {"count": 10}),
+        ("login_password_succeeded", "bob", "success", {"next_step": "two_factor"}),
+        ("two_factor_succeeded", "bob", "success", {"kind": "totp"}),
+        ("login_succeeded", "bob", "success", {"method": "totp"}),
+    ]
+    assert {e.actor for e in logins} == {"bob", "mallory"}
+
+    user = app.user("acme", "bob")
+    secrets = {
+        PASSWORD,
+        "not the password",
+        bob.password_hash,
+        secret,
+        user.secret,
+        used,
+        *recovery_codes,
+        *new_codes,
+        *user.recovery_codes,
+    }
+    # The events themselves hold the challenge ids, hashes and encrypted secrets.
+    for notification in app.recorder.select_notifications(0, 1000):
+        event = app.mapper.to_domain_event(notification)
+        for name in ("challenge_id", "encrypted_secret", "password_hash", "code_hash"):
+            if getattr(event, name, None):
+                secrets.add(getattr(event, name))
+        secrets.update(getattr(event, "code_hashes", ()))
+    assert len(secrets) > 40
+    everything = b"".join(canonical(e) for e in entries(read_models)).decode()
+    leaked = [s for s in secrets if s and s in everything]
+    assert leaked == []
+
+
+def test_password_throttling_reads_as_failed_logins_saying_why(
+    app: AeroAuth, read_models: LiveReadModels
+) -> None:
+    make_environment(app)
+    app.create_user("acme", "bob", PASSWORD)
+    for _ in range(11):
+        with pytest.raises(InvalidCredentialsError):
+            app.start_login("acme", "bob", "not the password")
+    caught_up(app, read_models)
+
+    failures = entries(read_models, username="bob", outcome="failure")
+    assert [e.details.get("reason") for e in failures] == ["wrong_password"] * 10 + [
+        None,
+        "throttled",
+    ]
+    assert failures[-2].type == "password_step_locked"
+    assert failures[-1].details["locked_until"] == failures[-2].details["locked_until"]
+
+
+def test_filters_combine_by_user_type_outcome_and_time(
+    app: AeroAuth, read_models: LiveReadModels, clock: FixedClock
+) -> None:
+    make_environment(app)
+    make_environment(app, "other")
+    start = clock.now()
+    app.create_user("acme", "Bob", PASSWORD)
+    clock.advance(hours=1)
+    with pytest.raises(InvalidCredentialsError):
+        app.start_login("acme", "bob", "not the password")
+    clock.advance(hours=1)
+    app.change_roles("acme", "bob", ["auditor"])
+    app.change_roles("acme", "alice", ["admin"])
+    caught_up(app, read_models)
+
+    assert [e.type for e in entries(read_models, username="BOB")] == [
+        "user_created",
+        "login_password_failed",
+        "roles_changed",
+    ]
+    assert [e.username for e in entries(read_models, types=("roles_changed",))] == [
+        "Bob",
+        "alice",
+    ]
+    assert [e.type for e in entries(read_models, types=("user_created", "roles_changed"))] == [
+        "user_created",
+        "user_created",
+        "roles_changed",
+        "roles_changed",
+    ]
+    assert [e.type for e in entries(read_models, outcome="failure")] == ["login_password_failed"]
+    hour = timedelta(hours=1)
+    one_hour = entries(read_models, since=start + hour, until=start + 2 * hour)
+    assert [e.type for e in one_hour] == ["login_password_failed"]
+    assert len(entries(read_models, since=start, until=start)) == 0
+    assert len(entries(read_models, since=start + timedelta(hours=2))) == 2
+    assert [e.environment for e in read_models.export_audit(AuditQuery("other"))] == [
+        "other",
+        "other",
+    ]
+    assert entries(read_models, username="bob", types=("roles_changed",), outcome="failure") == []
+
+    assert [e.type for e in read_models.history("acme", "bob")] == [
+        "user_created",
+        "login_password_failed",
+        "roles_changed",
+    ]
+
+
+def test_pages_run_oldest_first_and_meet_the_export(
+    app: AeroAuth, read_models: LiveReadModels, clock: FixedClock
+) -> None:
+    make_environment(app)
+    app.create_user("acme", "bob", PASSWORD)
+    toggle_groups(app, clock, "acme", "bob", 40)
+    caught_up(app, read_models)
+
+    pages, cursor = [], None
+    while True:
+        page = read_models.audit(AuditQuery("acme", username="bob"), 7, cursor)
+        pages.append(page.items)
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert [len(p) for p in pages] == [7] * 5 + [6]
+    paged = [e for p in pages for e in p]
+    assert paged == entries(read_models, username="bob")
+    assert [e.position for e in paged] == sorted({e.position for e in paged})
+
+    view = read_models.views.audit
+    assert isinstance(view, SqlAuditView)
+    from projections.audit import export
+
+    assert list(export(view, AuditQuery("acme"), page=3)) == entries(read_models)
+
+    for bad in ["", "garbage!", "eyJrIjoiYXVkaXQiLCJhIjoiMSJ9"]:
+        with pytest.raises(InvalidCursorError):
+            read_models.audit(AuditQuery("acme"), 7, bad)
+    with pytest.raises(ValueError, match="limit"):
+        read_models.audit(AuditQuery("acme"), 0, None)
+
+
+def test_exports_as_csv_and_json_lines(
+    app: AeroAuth, read_models: LiveReadModels
+) -> None:
+    with originating(Origin(actor="=cmd|' /C calc'!A0", ip="203.0.113.7", user_agent='a "b", c')):
+        make_environment(app)
+    caught_up(app, read_models)
+    found = entries(read_models)
+
+    lines = list(jsonl_lines(iter(found)))
+    assert [json.loads(line)["type"] for line in lines] == [e.type for e in found]
+    first = json.loads(lines[0])
+    assert first == {
+        "position": found[0].position,
+        "occurred_at": "2026-11-28T10:00:10Z",
+        "type": "environment_created",
+        "username": None,
+        "actor": "=cmd|' /C calc'!A0",
+        "outcome": "success",
+        "ip": "203.0.113.7",
+        "user_agent": 'a "b", c',
+        "details": {"display_name": "Acme", "issuer": "BizzStream Aero"},
+    }
+
+    rows = list(csv.reader(io.StringIO("".join(csv_lines(iter(found))))))
+    assert rows[0] == [
+        "position", "occurred_at", "type", "username", "actor", "outcome", "ip", "user_agent",
+        "details",
+    ]
+    assert len(rows) == len(found) + 1
+    # A cell a spreadsheet would run as a formula is defused (OWASP CSV injection).
+    assert rows[1][4] == "'=cmd|' /C calc'!A0"
+    assert rows[1][7] == 'a "b", c'
+    assert json.loads(rows[1][8]) == found[0].details
+
+
+def raw_sql(
+    database: DatabaseUnderTest, read_models: LiveReadModels, statement: str, *params: object
+) -> None:
+    """Straight to the database, past the service: what an intruder with access could do."""
+    if database.kind == "sqlite":
+        view = read_models.views.audit
+        assert isinstance(view, SQLiteAuditView)
+        with sqlite3.connect(view.path) as conn:
+            conn.execute(statement, params)
+        return
+    with psycopg.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=database.pg_dbname
+    ) as conn:
+        conn.execute(statement.replace("?", "%s"), params)
+
+
+def test_the_hash_chain_names_the_first_tampered_entry(
+    app: AeroAuth, read_models: LiveReadModels, clock: FixedClock, database: DatabaseUnderTest
+) -> None:
+    make_environment(app)
+    make_environment(app, "other")
+    app.create_user("acme", "bob", PASSWORD)
+    toggle_groups(app, clock, "acme", "bob", 6)
+    caught_up(app, read_models)
+    positions = [e.position for e in entries(read_models)]
+    assert read_models.verify_audit_chain("acme") == ChainReport("acme", len(positions), None)
+    assert read_models.verify_audit_chain("nowhere") == ChainReport("nowhere", 0, None)
+
+    # Each tampering breaks the chain earlier than the one before.
+    delete = "DELETE FROM audit_v1_a WHERE position = ?"
+    raw_sql(database, read_models, delete, positions[-1])
+    assert read_models.verify_audit_chain("acme").first_broken_position == positions[-1]
+
+    raw_sql(
+        database,
+        read_models,
+        "UPDATE audit_v1_a SET details = ? WHERE position = ?",
+        '{"groups":["admins"]}',
+        positions[4],
+    )
+    report = read_models.verify_audit_chain("acme")
+    assert (report.entries_checked, report.first_broken_position) == (5, positions[4])
+    assert not report.intact
+    assert read_models.verify_audit_chain("other").intact
+
+    raw_sql(database, read_models, delete, positions[1])
+    assert read_models.verify_audit_chain("acme").first_broken_position == positions[2]
+
+
+def test_every_type_of_api_md_is_produced() -> None:
+    required = {
+        "environment_created", "two_factor_requirement_changed", "groups_selected",
+        "user_created", "groups_changed", "roles_changed", "password_changed",
+        "login_password_succeeded", "login_password_failed",
+        "two_factor_registration_started", "two_factor_registered", "two_factor_succeeded",
+        "two_factor_failed", "two_factor_code_replayed", "two_factor_locked",
+        "two_factor_reset", "recovery_codes_issued", "recovery_code_used", "login_succeeded",
+    }
+    assert required <= set(AUDIT_TYPES)

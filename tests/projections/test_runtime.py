@@ -1,0 +1,274 @@
+"""Running the views: waiting, stopping on a bad event, rebuilding, surviving SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from eventsourcing.persistence import StoredEvent
+
+from application.clock import FixedClock
+from application.service import AeroAuth
+from domain.base import AeroAggregate
+from domain.credential import UnknownUserLogin, UserCredential
+from domain.environment import Environment
+from interfaces.settings import Settings
+from projections.api import AuditQuery
+from projections.audit import RULES
+from projections.runtime import (
+    LiveReadModels,
+    Views,
+    check_audit_chain,
+    open_views,
+    run_rebuild,
+)
+from projections.store import ViewStore, sql
+from tests.conftest import DatabaseUnderTest
+from tests.projections.conftest import PASSWORD, caught_up, make_environment, toggle_groups
+
+SCRIPT = Path(__file__).with_name("projector_process.py")
+
+
+def rows(view: ViewStore) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the live slot, table by table, in key order."""
+    [slot] = view.query(sql("SELECT active FROM {t}", t=view.pointer_table))
+    found = {}
+    for suffix in view.tables:
+        table = view.table(slot["active"], suffix)
+        found[suffix] = sorted(
+            tuple(r) if isinstance(r, sqlite3.Row) else tuple(r.values())
+            for r in view.query(sql("SELECT * FROM {t}", t=table))
+        )
+    return found
+
+
+def active_slot(view: ViewStore) -> str:
+    return str(view.query(sql("SELECT active FROM {t}", t=view.pointer_table))[0]["active"])
+
+
+def some_history(app: AeroAuth, clock: FixedClock) -> None:
+    make_environment(app)
+    make_environment(app, "other")
+    app.create_user("acme", "bob", PASSWORD, groups=["finance"])
+    app.set_policy("acme", True, ["finance"])
+    toggle_groups(app, clock, "acme", "bob", 25)
+    app.change_roles("acme", "bob", ["auditor"])
+
+
+def test_every_domain_event_has_an_audit_rule() -> None:
+    events = [
+        member
+        for aggregate in (Environment, UserCredential, UnknownUserLogin)
+        for name, member in vars(aggregate).items()
+        # "Event" is each aggregate's base class, never triggered itself.
+        if isinstance(member, type) and issubclass(member, AeroAggregate.Event) and name != "Event"
+    ]
+    assert {getattr(event, "TOPIC", None) for event in events} == set(RULES)
+
+
+def test_wait_for_is_bounded_and_readiness_follows_the_views(
+    app: AeroAuth, read_models: LiveReadModels
+) -> None:
+    make_environment(app)
+    position = caught_up(app, read_models)
+    assert read_models.is_ready()
+    assert read_models.problems() == []
+    assert read_models.positions() == {"audit": position, "directory": position}
+
+    started = time.monotonic()
+    assert not read_models.wait_for(position + 1000, timeout=0.3)
+    assert 0.3 <= time.monotonic() - started < 2
+
+
+def test_an_event_a_view_cannot_process_stops_it_at_that_position(
+    app: AeroAuth, read_models: LiveReadModels
+) -> None:
+    make_environment(app)
+    before = caught_up(app, read_models)
+    ids = app.recorder.insert_events([StoredEvent(uuid4(), 1, "aero:Unheard.Of", b"{}")])
+    assert ids is not None
+    [bad] = ids
+    app.change_roles("acme", "alice", ["admin"])
+
+    assert not read_models.wait_for(app.recorder.max_notification_id() or 0, timeout=10)
+    _eventually(lambda: len(read_models.problems()) == 2)
+    assert read_models.positions() == {"audit": before, "directory": before}
+    problems = read_models.problems()
+    assert all(f"position {bad} (aero:Unheard.Of)" in p for p in problems), problems
+    assert not read_models.is_ready()
+
+    # A restart meets the same event again: it is never skipped.
+    again = LiveReadModels.for_app(app, poll_interval=0.05)
+    again.start()
+    try:
+        assert not again.wait_for(bad, timeout=10)
+        _eventually(lambda: len(again.problems()) == 2)
+        assert all(f"position {bad}" in p for p in again.problems())
+    finally:
+        again.close()
+
+
+def test_a_rebuilt_view_equals_the_live_view_row_for_row(
+    app: AeroAuth, read_models: LiveReadModels, clock: FixedClock
+) -> None:
+    some_history(app, clock)
+    position = caught_up(app, read_models)
+    views = read_models.views.all()
+    live = {name: rows(view) for name, view in views.items()}
+    assert len(live["audit"][""]) == position > 30
+
+    progress: list[tuple[int, int]] = []
+    for name, view in views.items():
+        assert active_slot(view) == "a"
+        rebuilt = read_models.rebuild(name, lambda done, last: progress.append((done, last)))
+        assert rebuilt == position
+        assert active_slot(view) == "b"
+        assert rows(view) == live[name]
+    assert progress[-1] == (position, position)
+    assert read_models.verify_audit_chain("acme").intact
+
+    # The old slot is gone; the next rebuild, from another process's views, goes back to it.
+    audit = read_models.views.audit
+    assert not audit.exists("audit_v1_a")
+    assert audit.exists("audit_v1_b")
+    assert run_rebuild(app, "audit") == position
+    assert active_slot(audit) == "a"
+    assert rows(audit) == live["audit"]
+    assert check_audit_chain(app, "acme") == read_models.verify_audit_chain("acme")
+    assert check_audit_chain(app, "acme").intact
+
+
+def test_the_live_view_serves_and_keeps_up_while_a_rebuild_runs(
+    app: AeroAuth, read_models: LiveReadModels, clock: FixedClock
+) -> None:
+    some_history(app, clock)
+    caught_up(app, read_models)
+    served: list[int] = []
+
+    def meanwhile(done: int, last: int) -> None:
+        served.append(len(read_models.history("acme", "bob")))
+        if len(served) == 2:
+            app.change_groups("acme", "bob", ["board"])
+            app.create_user("acme", "carol", PASSWORD, groups=["finance"])
+
+    read_models.rebuild("audit", meanwhile, batch_size=10)
+    read_models.rebuild("directory", meanwhile, batch_size=10)
+    position = caught_up(app, read_models)
+    assert len(served) > 4 and min(served) > 25
+
+    audit = [e.position for e in read_models.export_audit(AuditQuery("acme"))]
+    audit += [e.position for e in read_models.export_audit(AuditQuery("other"))]
+    assert sorted(audit) == [n.id for n in app.recorder.select_notifications(0, 10_000)]
+    assert max(audit) == position
+    assert [u.username for u in read_models.list_users("acme", "required", 10, None).items] == [
+        "carol"
+    ]
+    assert read_models.verify_audit_chain("acme").intact
+
+
+def test_two_projectors_and_a_reader_at_once_record_each_event_once(
+    app: AeroAuth, read_models: LiveReadModels, clock: FixedClock
+) -> None:
+    second = LiveReadModels.for_app(app, poll_interval=0.01)
+    reader = LiveReadModels.for_app(app, process=False)
+    second.start()
+    reader.start()
+    try:
+        make_environment(app)
+        app.create_user("acme", "bob", PASSWORD)
+        for _ in range(8):
+            toggle_groups(app, clock, "acme", "bob", 15)
+        position = caught_up(app, read_models)
+        assert second.wait_for(position, timeout=10)
+        assert reader.wait_for(position, timeout=10)
+        assert reader.is_ready()
+    finally:
+        second.close()
+        reader.close()
+
+    recorded = [e.position for e in read_models.export_audit(AuditQuery("acme"))]
+    assert recorded == [n.id for n in app.recorder.select_notifications(0, 10_000)]
+    assert read_models.verify_audit_chain("acme").intact
+
+
+@pytest.mark.slow
+def test_a_projector_killed_mid_batch_resumes_without_losing_or_repeating_rows(
+    app: AeroAuth,
+    clock: FixedClock,
+    database: DatabaseUnderTest,
+    settings: Settings,
+) -> None:
+    make_environment(app)
+    app.create_user("acme", "bob", PASSWORD)
+    for _ in range(4):
+        toggle_groups(app, clock, "acme", "bob", 50)
+    total = app.recorder.max_notification_id() or 0
+    env = {
+        **os.environ,
+        "AERO_DATABASE_URL": database.url,
+        "AERO_DATA_DIR": str(settings.data_dir),
+        "AERO_SECRET_KEY": settings.secret_key.get_secret_value() if settings.secret_key else "",
+        "AERO_OPERATOR_TOKEN": "operator-token-for-tests",
+    }
+    views = open_views(app)
+    try:
+        slow = subprocess.Popen(
+            [sys.executable, str(SCRIPT), "0.005"], env=env, stdout=subprocess.PIPE, text=True
+        )
+        assert slow.stdout is not None
+        seen = [int(line.split()[1]) for line in _lines(slow.stdout, "audit ", 75)]
+        os.kill(slow.pid, signal.SIGKILL)
+        slow.wait(10)
+        killed_at = views.audit.position()
+        # Batches of 50: the first committed, the second was in flight.
+        assert seen[49] <= killed_at < seen[74], (seen[49], killed_at, seen[74])
+
+        again = subprocess.Popen([sys.executable, str(SCRIPT)], env=env)
+        try:
+            _until_caught_up(views, total)
+        finally:
+            again.send_signal(signal.SIGTERM)
+            assert again.wait(15) == 0
+        check = LiveReadModels(app, views, process=False)
+        recorded = [e.position for e in check.export_audit(AuditQuery("acme"))]
+        assert recorded == [n.id for n in app.recorder.select_notifications(0, 10_000)]
+        assert check.verify_audit_chain("acme").intact
+        bob = check.user("acme", "bob")
+        assert bob is not None and bob.groups == tuple(sorted(app.user("acme", "bob").groups))
+    finally:
+        views.close()
+
+
+def _eventually(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def _lines(stream: Any, prefix: str, count: int) -> list[str]:
+    found = []
+    deadline = time.monotonic() + 30
+    for line in stream:
+        if line.startswith(prefix):
+            found.append(line)
+            if len(found) == count:
+                return found
+        assert time.monotonic() < deadline, "the projector printed too little"
+    raise AssertionError(f"the projector ended after {len(found)} lines")
+
+
+def _until_caught_up(views: Views, total: int) -> None:
+    deadline = time.monotonic() + 30
+    while min(view.position() for view in views.all().values()) < total:
+        assert time.monotonic() < deadline, "the restarted projector did not catch up"
+        time.sleep(0.05)
