@@ -21,6 +21,12 @@ class SqlAuditView(AuditView):
 
     tables: ClassVar[tuple[str, ...]] = ("", "_chain", "_owners")
     exposed: ClassVar[tuple[str, ...]] = ("", "_chain")
+    keys: ClassVar[dict[str, tuple[str, ...]]] = {
+        "": ("position",),
+        "_chain": ("environment",),
+        "_owners": ("originator_id",),
+    }
+    time_columns: ClassVar[frozenset[str]] = frozenset({"occurred_at"})
 
     def slot_ddl(self, slot: str) -> list[str]:
         names = {"t": self.table(slot), **self.types}

@@ -29,6 +29,12 @@ _USER_COLUMNS = Raw(
 class SqlDirectoryView(DirectoryView):
     tables: ClassVar[tuple[str, ...]] = ("", "_policy")
     exposed: ClassVar[tuple[str, ...]] = ("",)
+    keys: ClassVar[dict[str, tuple[str, ...]]] = {
+        "": ("environment", "username_key"),
+        "_policy": ("environment_id",),
+    }
+    time_columns: ClassVar[frozenset[str]] = frozenset({"locked_until"})
+    bool_columns: ClassVar[frozenset[str]] = frozenset({"required", "registered", "require_2fa"})
 
     def slot_ddl(self, slot: str) -> list[str]:
         names = {"t": self.table(slot), **self.types}

@@ -368,8 +368,8 @@ def open_views(app: Application[Any], *, postgres_pool_size: int = 4) -> Views:
     from eventsourcing.postgres import PostgresDatastore, PostgresFactory
     from eventsourcing.sqlite import SQLiteFactory
 
-    from projections.audit_store import PostgresAuditView, SQLiteAuditView
-    from projections.directory_store import PostgresDirectoryView, SQLiteDirectoryView
+    from projections.audit_store import PostgresAuditView
+    from projections.directory_store import PostgresDirectoryView
 
     factory, env = app.factory, app.factory.env
     if isinstance(factory, PostgresFactory):
@@ -393,15 +393,26 @@ def open_views(app: Application[Any], *, postgres_pool_size: int = 4) -> Views:
         dbname = env.get("SQLITE_DBNAME") or ""
         if not dbname or ":memory:" in dbname or "mode=memory" in dbname:
             raise ValueError("the read models need a file-based SQLite event store")
-        audit = SQLiteAuditView(sibling_path(dbname, "audit"), app.name)
-        directory = SQLiteDirectoryView(sibling_path(dbname, "directory"), app.name)
-
-        def close() -> None:
-            audit.close()
-            directory.close()
-
-        return Views(audit, directory, close)
+        return sqlite_views(dbname, app.name)
     raise TypeError(f"no read models for {type(factory).__name__}")
+
+
+def sqlite_views(event_store: str, upstream: str) -> Views:
+    """Views in SQLite files beside ``event_store`` (aero.db -> aero.audit.db, ...).
+
+    Also how investigations build copies of the views in files of their own.
+    """
+    from projections.audit_store import SQLiteAuditView
+    from projections.directory_store import SQLiteDirectoryView
+
+    audit = SQLiteAuditView(sibling_path(event_store, "audit"), upstream)
+    directory = SQLiteDirectoryView(sibling_path(event_store, "directory"), upstream)
+
+    def close() -> None:
+        audit.close()
+        directory.close()
+
+    return Views(audit, directory, close)
 
 
 # ----- cursors -----

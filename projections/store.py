@@ -20,7 +20,7 @@ import fcntl
 import hashlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -85,6 +85,40 @@ class Transaction:
         self.active = slot
 
 
+class Snapshot:
+    """A view's live slot as one committed state: the position and the rows agree."""
+
+    def __init__(self, store: ViewStore, cursor: Any) -> None:
+        self.store = store
+        self.cursor = cursor
+        self.active = store._active_slot(cursor)
+        self.position = store._max_tracking_id(store.tracking_key(self.active), cursor) or 0
+
+    def rows(self, suffix: str = "", page: int = 5000) -> Iterator[dict[str, Any]]:
+        """One table's rows in key order, as ``ViewStore.comparable`` values.
+
+        A table keyed by position (the audit log, which grows without bound) is
+        read in pages. The others hold a row per user or environment and are
+        sorted here, so that their order never depends on a database's collation.
+        """
+        store, key = self.store, self.store.keys[suffix]
+        table = store.table(self.active, suffix)
+        if key != ("position",):
+            store.execute(self.cursor, sql("SELECT * FROM {t}", t=table))
+            rows = [store.comparable(row) for row in self.cursor.fetchall()]
+            yield from sorted(rows, key=lambda row: tuple(row[column] for column in key))
+            return
+        statement = sql("SELECT * FROM {t} WHERE position > ? ORDER BY position LIMIT ?", t=table)
+        after = 0
+        while True:
+            store.execute(self.cursor, statement, (after, page))
+            rows = [store.comparable(row) for row in self.cursor.fetchall()]
+            yield from rows
+            if len(rows) < page:
+                return
+            after = rows[-1]["position"]
+
+
 class ViewStore(ABC):
     """The slot, pointer and tracking mechanics every view shares, on any database."""
 
@@ -96,6 +130,11 @@ class ViewStore(ABC):
     exposed: ClassVar[tuple[str, ...]] = ("",)
     # Column types by role; each dialect maps them.
     types: ClassVar[dict[str, str]]
+    # For comparing two copies of a view row by row: each table's key columns
+    # by suffix, and the columns that each dialect stores its own way.
+    keys: ClassVar[dict[str, tuple[str, ...]]] = {"": ("position",)}
+    time_columns: ClassVar[frozenset[str]] = frozenset()
+    bool_columns: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
@@ -127,6 +166,10 @@ class ViewStore(ABC):
 
     @abstractmethod
     def executemany(self, cursor: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    @abstractmethod
+    def consistent_reading(self) -> AbstractContextManager[Any]:
+        """A read-only transaction whose statements all see one committed state."""
 
     @abstractmethod
     def rebuild_lock(self) -> AbstractContextManager[None]:
@@ -231,6 +274,22 @@ class ViewStore(ABC):
         with self.locked() as cursor:
             yield Transaction(self, cursor)
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """The live slot as one committed state, without taking the view's lock."""
+        with self.consistent_reading() as cursor:
+            yield Snapshot(self, cursor)
+
+    def comparable(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """A stored row in values both dialects agree on: UTC datetimes, bools."""
+        values = dict(row)
+        for column in self.time_columns & values.keys():
+            if values[column] is not None:
+                values[column] = self.time_from_db(values[column])
+        for column in self.bool_columns & values.keys():
+            values[column] = bool(values[column])
+        return values
+
     def prepare_rebuild(self) -> str:
         """Empty the spare slot (dropping what a failed rebuild left) and return its name."""
         with self.transaction() as tx:
@@ -301,6 +360,11 @@ class SQLiteStore(SQLiteTrackingRecorder, ViewStore):
 
     def reading(self) -> AbstractContextManager[Any]:
         return self.datastore.transaction(commit=False)
+
+    def consistent_reading(self) -> AbstractContextManager[Any]:
+        # A deferred BEGIN: in WAL mode its first read fixes what it sees, and
+        # writers carry on meanwhile.
+        return self.reading()
 
     def execute(self, cursor: Any, statement: str, params: Sequence[Any] = ()) -> None:
         cursor.execute(statement, params)
@@ -374,6 +438,12 @@ class PostgresStore(PostgresTrackingRecorder, ViewStore):
     def reading(self) -> Iterator[Any]:
         # The pool's connections are in autocommit mode: one statement, one snapshot.
         with self.datastore.get_connection() as conn, conn.cursor() as cursor:
+            yield cursor
+
+    @contextmanager
+    def consistent_reading(self) -> Iterator[Any]:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield cursor
 
     def execute(self, cursor: Any, statement: str, params: Sequence[Any] = ()) -> None:

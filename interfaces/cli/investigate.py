@@ -1,7 +1,9 @@
 """``aero-auth investigate``: point-in-time answers from the event store, for auditors.
 
-Every answer is rebuilt from events (application.history), never read from a
-read model, so it also serves to check the read models. Nothing is written.
+Every answer is rebuilt from events (application.history, or the projections
+fed into copies of the views), never read from a live read model, so it also
+serves to check the read models. Nothing is written to the store: ``replay``
+writes only its new file, ``verify`` only a temporary directory.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import base64
 import json
 import re
 import secrets
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -23,11 +27,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from application.history import History, RequirementAnswer, TimelineEntry, rfc3339
+from application.service import AeroAuth
 from domain.credential import UserCredential
 from domain.errors import AeroError, EnvironmentNotFoundError, UserNotFoundError
 from interfaces.composition import Store, build_application
 from interfaces.keys import KeyConfigurationError
 from interfaces.settings import Settings
+from projections.replay import replay_until
+from projections.runtime import ProgressCallback
+from projections.verify import MissingViewError, VerifyReport, open_live_views, verify_views
 
 NOT_FOUND = 1
 BAD_INPUT = 2
@@ -40,7 +48,9 @@ investigate_app = typer.Typer(
         "Configured like the server (AERO_DATABASE_URL); reads only. Output is a table; "
         "--json prints JSON for scripts. Instants are RFC 3339 (2026-03-03T10:00:00Z or "
         "any offset), shown in UTC. Exit status: 1 when the environment or user did not "
-        "exist (yet), 2 for bad input such as a malformed or future instant."
+        "exist (yet), 2 for bad input such as a malformed or future instant. "
+        "replay copies every read model as at an instant into a new SQLite file; verify "
+        "rebuilds the read models and compares them with the live ones."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -99,8 +109,8 @@ def _settings() -> Settings:
 
 
 @contextmanager
-def _history() -> Iterator[History]:
-    """History over the configured store; domain errors become one line and an exit status."""
+def _application() -> Iterator[AeroAuth]:
+    """The configured store's application; domain errors become one line and an exit status."""
     settings = _settings()
     try:
         app = build_application(settings)
@@ -109,13 +119,40 @@ def _history() -> Iterator[History]:
     except Exception as e:  # the store is unreachable or refuses us: say why, then stop
         _fail(f"cannot open the event store: {type(e).__name__}: {e}", NOT_FOUND)
     try:
-        yield History(app)
+        yield app
     except (EnvironmentNotFoundError, UserNotFoundError) as e:
         _fail(e.detail, NOT_FOUND)
     except AeroError as e:
         _fail(e.detail, BAD_INPUT)
     finally:
         app.close()
+
+
+@contextmanager
+def _history() -> Iterator[History]:
+    with _application() as app:
+        yield History(app)
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[ProgressCallback]:
+    """A progress bar on stderr, shown only on a terminal; yields its (done, total) callback."""
+    err = Console(stderr=True)
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as progress:
+        task = progress.add_task(label, total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield advance
 
 
 # ----- rendering -----
@@ -312,24 +349,7 @@ def who_was_required(
     Shows a progress bar on a terminal (stderr) while the users are replayed.
     """
     instant = parse_instant(at)
-    err = Console(stderr=True)
-    with (
-        _history() as history,
-        Progress(
-            TextColumn("replaying users"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-            disable=not err.is_terminal,
-        ) as progress,
-    ):
-        task = progress.add_task("replay", total=None)
-
-        def advance(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
+    with _history() as history, _progress("replaying users") as advance:
         answers = history.who_was_required(environment, instant, progress=advance)
     shown = [a for a in answers if include_all or a.required]
     rows = [
@@ -346,3 +366,218 @@ def who_was_required(
     for row in rows:
         table.add_row(*(_text(row[c]) for c in ("username", "required", "rule", "registered")))
     Console().print(table)
+
+
+# ----- copies of the read models -----
+
+
+def _target(into: str) -> Path:
+    """The new file named by --into: a SQLite URL (or a plain path) that does not exist yet."""
+    if "://" in into:
+        try:
+            store = Store.from_url(into)
+        except ValueError as e:
+            _fail(f"--into: {e}", BAD_INPUT)
+        if store.kind != "sqlite" or store.sqlite_path is None:
+            _fail(
+                f"--into must name a new SQLite file, e.g. sqlite:///case-4711.db, not {into!r}",
+                BAD_INPUT,
+            )
+        path = store.sqlite_path
+    else:
+        path = Path(into)
+    if path.exists():
+        _fail(f"{path} already exists: replay writes only to a new file", BAD_INPUT)
+    if not path.parent.is_dir():
+        _fail(f"no directory {path.parent} for {path.name}", BAD_INPUT)
+    return path
+
+
+def _source(url: str) -> str:
+    """The event store as the copy records it: never a password."""
+    store = Store.from_url(url)
+    if store.kind == "sqlite":
+        assert store.sqlite_path is not None
+        return f"sqlite:///{store.sqlite_path.resolve()}"
+    return f"postgresql://{store.user}@{store.host}:{store.port}/{store.dbname}"
+
+
+@investigate_app.command()
+def replay(
+    until: Annotated[
+        str,
+        typer.Option(
+            "--until", help="RFC 3339: events at or before it are replayed.", show_default=False
+        ),
+    ],
+    into: Annotated[
+        str,
+        typer.Option(
+            "--into",
+            help="The new SQLite file: sqlite:///case-4711.db (relative), "
+            "sqlite:////abs/case.db, or a plain path. Never overwritten.",
+            show_default=False,
+        ),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Copy every read model as it stood at an instant into a new SQLite file, for sqlite3.
+
+    The same projections that keep the live views are fed every event that
+    occurred at or before --until, judged by each event's own timestamp (not
+    by commit order, which can differ by a hair across aggregates); the store
+    and its views are only read. Instants in the file are
+    RFC 3339 text in UTC with microseconds, which sorts as text; flags are 0
+    or 1; groups, roles and details are JSON text. Tables:
+
+    - replay: until, last_position (the store's last event when the replay
+    started), events (replayed), later_events (left out), source (the event
+    store), made_at.
+
+    - policies: environment, require_2fa, groups (2FA only for these; [] is
+    everyone).
+
+    - users: environment, username, groups, roles, required, rule ("all",
+    "group:NAME" or NULL), registered, locked_until (the code step's lock if
+    still in force at --until), user_id.
+
+    - audit_log: position, occurred_at, environment, type, username, actor,
+    outcome, ip, user_agent, details, hash.
+
+    - audit_chain: environment, entries, last_position, last_hash.
+
+    Each environment's entries form a SHA-256 chain, checkable offline: in
+    position order, hash = sha256(bytes of the previous hex hash, or 32 zero
+    bytes first || canonical JSON of position, environment, occurred_at, type,
+    username, actor, outcome, ip, user_agent and details (details parsed);
+    keys sorted, no spaces, UTF-8).
+    """
+    instant = parse_instant(until, "--until")
+    target = _target(into)
+    settings = _settings()
+    with _application() as app:
+        now = app.clock.now()
+        if instant > now:
+            _fail(f"--until {rfc3339(instant)} is in the future (now {rfc3339(now)})", BAD_INPUT)
+        try:
+            with _progress("replaying events") as advance:
+                summary = replay_until(
+                    app, instant, target, _source(settings.database_url), advance
+                )
+        except FileExistsError:
+            _fail(f"{target} appeared during the replay: it was left alone", BAD_INPUT)
+        except OSError as e:
+            _fail(f"cannot write {target}: {e}", BAD_INPUT)
+    data = {
+        "file": str(summary.path),
+        "until": summary.until,
+        "events": summary.events,
+        "later_events": summary.later_events,
+        "last_position": summary.last_position,
+        "environments": summary.environments,
+        "users": summary.users,
+        "audit_entries": summary.audit_entries,
+    }
+    if as_json:
+        _print_json(data)
+    else:
+        _print_fields(f"read models at {rfc3339(instant)} in {summary.path}", data)
+
+
+@investigate_app.command()
+def verify(
+    max_differences: Annotated[
+        int, typer.Option("--max-differences", min=1, help="List at most this many differences.")
+    ] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """Rebuild every read model from position 0 and compare it with the live one, row for row.
+
+    Each live view is compared as it stood at one committed state, against a
+    rebuild up to exactly that state's position, so the service may keep
+    running. Also checks every environment's audit hash chain. The rebuilds
+    go to a temporary directory (TMPDIR); the store and its views are only
+    read. Exit status: 0 when everything is equal and every chain intact,
+    1 otherwise (differences are listed: view, table, key, column, live,
+    rebuilt).
+    """
+    with _application() as app:
+        try:
+            live = open_live_views(app)
+        except MissingViewError as e:
+            _fail(str(e), NOT_FOUND)
+        try:
+            with (
+                tempfile.TemporaryDirectory(prefix="aero-verify-") as scratch,
+                _progress("rebuilding views") as advance,
+            ):
+                report = verify_views(app, live, Path(scratch), advance, max_differences)
+        finally:
+            live.close()
+    if as_json:
+        _print_json(_verify_json(report))
+    else:
+        _print_verify(report)
+    if not report.clean:
+        raise typer.Exit(code=1)
+
+
+def _verify_json(report: VerifyReport) -> dict[str, Any]:
+    return {
+        "clean": report.clean,
+        "positions": report.positions,
+        "difference_count": report.difference_count,
+        "differences": [asdict(d) for d in report.differences],
+        "chains": [
+            {
+                "environment": chain.environment,
+                "entries_checked": chain.entries_checked,
+                "intact": chain.intact,
+                "first_broken_position": chain.first_broken_position,
+            }
+            for chain in report.chains
+        ],
+    }
+
+
+def _cell(value: Any, column: str | None) -> str:
+    if column is None and value is None:
+        return "(no row)"
+    if isinstance(value, dict):
+        return "\n".join(f"{k}={_text(v)}" for k, v in value.items())
+    return _text(value)
+
+
+def _print_verify(report: VerifyReport) -> None:
+    console = Console()
+    where = ", ".join(f"{name} at position {p}" for name, p in report.positions.items())
+    if report.differences:
+        table = Table(title=f"{report.difference_count} differences ({where})")
+        for column in ("view", "table", "key", "column", "live", "rebuilt"):
+            table.add_column(column, overflow="fold")
+        for d in report.differences:
+            key = ", ".join(f"{k}={v}" for k, v in d.key.items())
+            table.add_row(
+                d.view,
+                d.table,
+                key,
+                d.column or "(whole row)",
+                _cell(d.live, d.column),
+                _cell(d.rebuilt, d.column),
+            )
+        console.print(table)
+        if report.difference_count > len(report.differences):
+            console.print(f"... and {report.difference_count - len(report.differences)} more")
+    else:
+        console.print(f"views equal to their rebuilds ({where})")
+    chains = Table(title="audit hash chains")
+    for column in ("environment", "entries checked", "chain"):
+        chains.add_column(column)
+    for chain in report.chains:
+        state = (
+            "intact"
+            if chain.intact
+            else f"[red]broken at position {chain.first_broken_position}[/red]"
+        )
+        chains.add_row(chain.environment, str(chain.entries_checked), state)
+    console.print(chains)
