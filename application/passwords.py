@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
@@ -61,7 +63,18 @@ class Argon2Parameters:
 
 
 class Argon2Hasher:
-    def __init__(self, parameters: Argon2Parameters | None = None) -> None:
+    """argon2id hashing, at most ``concurrency`` computations at once in this process.
+
+    Hashing is CPU- and memory-bound: more at once than there are cores only
+    time-slices them, while each holds 19 MiB (m = 19456 KiB), so a burst of
+    logins on the server's thread pool would multiply the memory without adding
+    throughput (docs/benchmarks.md, benchmark 6). The parameters are unchanged.
+    """
+
+    def __init__(
+        self, parameters: Argon2Parameters | None = None, concurrency: int | None = None
+    ) -> None:
+        self._slots = threading.BoundedSemaphore(max(1, concurrency or os.cpu_count() or 1))
         p = parameters or Argon2Parameters()
         self._hasher = PasswordHasher(
             time_cost=p.iterations,
@@ -74,11 +87,13 @@ class Argon2Hasher:
         self._dummy = self._hasher.hash("aero-auth dummy password for timing")
 
     def hash(self, password: str) -> str:
-        return self._hasher.hash(normalize_password(password))
+        with self._slots:
+            return self._hasher.hash(normalize_password(password))
 
     def verify(self, password_hash: str, password: str) -> bool:
         try:
-            return self._hasher.verify(password_hash, normalize_password(password))
+            with self._slots:
+                return self._hasher.verify(password_hash, normalize_password(password))
         except (VerificationError, InvalidHashError):
             return False
 

@@ -353,13 +353,14 @@ class AeroAuth(Application[UUID]):
 
     def start_login(self, slug: str, username: str, password: str) -> LoginStep:
         """The password step. Unknown user, wrong password and throttling look the same."""
-        self.environment(slug)
         with acting_as(username):
             return self._start_login(slug, username, password)
 
     @retry_on_conflict
     def _start_login(self, slug: str, username: str, password: str) -> LoginStep:
         now = self.clock.now()
+        # Loaded once per attempt: it answers both "does it exist" and the policy.
+        environment = self.environment(slug)
         try:
             user = self._user(slug, username)
         except UserNotFoundError:
@@ -371,7 +372,7 @@ class AeroAuth(Application[UUID]):
             self._verify_password(user, password, now)
             if self.hasher.needs_rehash(user.password_hash):
                 user.rehash_password(self.hasher.hash(password), now)
-            required = self.requiring_rule(user) is not None
+            required = environment.requiring_rule(user.groups) is not None
             # 128 random bits: the login token is bound to this challenge (SECURITY.md 11).
             challenge_id = secrets.token_urlsafe(16)
             expires_at = now + self.security.login_ttl
@@ -433,7 +434,9 @@ class AeroAuth(Application[UUID]):
         """The code step: strict form, +-1 step, each time step accepted once."""
         now = self.clock.now()
         challenge = challenge_key(challenge_id)
-        user = self.user(slug, username)
+        # The challenge binds the environment: a user found means it exists, so
+        # the environment is not loaded as well (one query less per code step).
+        user = self._user(slug, username)
         with acting_as(user.username):
             user.check_challenge(challenge, TWO_FACTOR, now)
             self._refuse_if_closed(user, now)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from application.passwords import Argon2Hasher, Argon2Parameters, check_strength
@@ -94,3 +97,31 @@ def test_accepts_long_enough_uncommon_passwords_without_composition_rules(passwo
 
 def test_returns_the_nfc_form_of_the_password() -> None:
     assert check_strength(DECOMPOSED, "bob") == COMPOSED
+
+
+def test_no_more_hashes_run_at_once_than_the_hasher_allows() -> None:
+    hasher = Argon2Hasher(concurrency=2)
+    running = 0
+    most = 0
+    lock = threading.Lock()
+    real = hasher._hasher
+
+    class Watching:
+        def hash(self, password: str) -> str:
+            nonlocal running, most
+            with lock:
+                running += 1
+                most = max(most, running)
+            time.sleep(0.02)
+            with lock:
+                running -= 1
+            return real.hash(password)
+
+    hasher._hasher = Watching()  # type: ignore[assignment]
+    threads = [threading.Thread(target=hasher.hash, args=("a long password",)) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert most == 2

@@ -1,0 +1,152 @@
+"""Issue 6, benchmarks 1 and 5: full logins over HTTP against the raw argon2id verify rate,
+and the projection lag of the audit view under that load.
+
+1. ``aero-auth serve --workers N`` (N = cores) on loopback, many pre-created users
+   with registered authenticators, an asyncio httpx load generator in its own
+   process doing whole logins (password step, then a pyotp code). Baseline in
+   the same run: N processes doing nothing but argon2id verifies with the
+   configured parameters (m=19456 KiB, t=2, p=1). Target: logins/s >= 0.8 x that.
+5. During the same load, a monitor polls the event store and the audit view
+   (every 5 ms) and records for each new position the time from first seen
+   committed to first seen in the audit view. Target: p99 < 200 ms on PostgreSQL.
+
+    .venv/bin/python bench/login_throughput.py --store both --seconds 20 --users 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _harness as h
+
+
+def _verify_for(seconds: float) -> int:
+    sys.path.insert(0, str(h.ROOT))
+    from application.passwords import Argon2Hasher
+
+    hasher = Argon2Hasher()
+    stored = hasher.hash(h.PASSWORD)
+    count = 0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        assert hasher.verify(stored, h.PASSWORD)
+        count += 1
+    return count
+
+
+def argon2_rate(processes: int, seconds: float) -> float:
+    """Verifies per second of ``processes`` processes verifying side by side."""
+    with ProcessPoolExecutor(processes) as pool:
+        list(pool.map(_verify_for, [0.2] * processes))  # start and warm
+        started = time.perf_counter()
+        counts = list(pool.map(_verify_for, [seconds] * processes))
+        elapsed = time.perf_counter() - started
+    return sum(counts) / elapsed
+
+
+class LagMonitor(threading.Thread):
+    """Commit-to-visible times of new positions, polled from both sides."""
+
+    def __init__(self, store: h.Store, interval: float = 0.005) -> None:
+        super().__init__(daemon=True)
+        self.store = store
+        self.interval = interval
+        self.lags: list[float] = []
+        self.stop = threading.Event()
+        self.error: str | None = None
+
+    def run(self) -> None:
+        try:
+            self._watch()
+        except Exception as e:  # reported with the figures, not lost in a thread
+            self.error = f"{type(e).__name__}: {e}"
+
+    def _watch(self) -> None:
+        events = self.store.connect()
+        audit = self.store.connect_audit()
+        try:
+            seen: dict[int, float] = {}
+            top = events.execute(self.store.max_position_sql).fetchone()[0] or 0
+            visible = top
+            while not self.stop.is_set():
+                now = time.perf_counter()
+                new_top = events.execute(self.store.max_position_sql).fetchone()[0] or 0
+                for position in range(top + 1, new_top + 1):
+                    seen[position] = now
+                top = max(top, new_top)
+                shown = audit.execute("SELECT MAX(position) FROM audit_v1").fetchone()[0] or 0
+                now = time.perf_counter()
+                for position in range(visible + 1, shown + 1):
+                    if position in seen:
+                        self.lags.append(now - seen.pop(position))
+                visible = max(visible, shown)
+                self.stop.wait(self.interval)
+        finally:
+            events.close()
+            audit.close()
+
+
+def measure(kind: str, args: argparse.Namespace, workers: int) -> None:
+    with h.scratch_store(kind) as store:
+        started = time.perf_counter()
+        with h.Seeder(store) as seeder:
+            seeder.environment()
+            users = seeder.registered_users(0, args.users, keep=False)
+        print(f"[{kind}] seeded {args.users:,} users with authenticators "
+              f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
+        with h.aero_serve(store, workers) as server:
+            print(f"[{kind}] server: {server.command} (workers: {len(server.workers())})")
+            monitor = LagMonitor(store)
+            monitor.start()
+            result = h.run_loadgen({"mode": "full", "url": server.url, "seconds": args.seconds,
+                                    "concurrency": args.concurrency, "users": users})  # fmt: skip
+            time.sleep(1.0)  # let the views take the last logins
+            monitor.stop.set()
+            monitor.join()
+        rate = result["rate"]
+        print(f"[{kind}] full logins: {result['ok']:,} in {result['elapsed']:.1f} s = "
+              f"{rate:.1f} logins/s, latency p50 {result['p50_ms']:.0f} ms, "
+              f"p99 {result['p99_ms']:.0f} ms, concurrency {result['concurrency']}, "
+              f"errors {result['errors'] or 0}")  # fmt: skip
+        lags = monitor.lags
+        print(f"[{kind}] projection lag (commit -> audit view) over {len(lags):,} events: "
+              f"p50 {h.percentile(lags, 50) * 1000:.0f} ms, "
+              f"p99 {h.percentile(lags, 99) * 1000:.0f} ms, "
+              f"max {max(lags, default=float('nan')) * 1000:.0f} ms"
+              + (" (target p99 < 200 ms)" if kind == "postgres" else "")
+              + (f" MONITOR FAILED: {monitor.error}" if monitor.error else ""))  # fmt: skip
+        return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    h.add_store_argument(parser)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--users", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=h.nproc())
+    args = parser.parse_args()
+    h.header("full login over HTTP vs raw argon2id verifies (benchmarks 1 and 5)")
+    baseline = argon2_rate(args.workers, args.seconds)
+    print(f"baseline: argon2id verify (m=19456 KiB, t=2, p=1), {args.workers} processes: "
+          f"{baseline:.1f} verifies/s")  # fmt: skip
+    for kind in h.stores(args.store):
+        try:
+            rate = measure(kind, args, args.workers)
+        except h.Unreachable as e:
+            print(f"[{kind}] skipped: {e}")
+            continue
+        print(f"[{kind}] ratio logins/s / verifies/s = {rate / baseline:.2f} (target >= 0.8)")
+    after = argon2_rate(args.workers, args.seconds)
+    print(f"baseline again after the runs: {after:.1f} verifies/s")
+
+
+if __name__ == "__main__":
+    main()
