@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -413,12 +414,8 @@ class AeroAuth(Application[UUID]):
         self, slug: str, username: str, challenge_id: str, code: str
     ) -> LoginCompleted:
         """The first code from the app proves the scan worked; then ten recovery codes."""
-        now = self.clock.now()
         challenge = challenge_key(challenge_id)
-        user = self.user(slug, username)
-        with acting_as(user.username):
-            user.check_challenge(challenge, REGISTRATION, now)
-            self._refuse_if_closed(user, now)
+        with self._second_step(slug, username, challenge, REGISTRATION) as (user, now):
             if user.pending_secret is None or user.pending_challenge_id != challenge:
                 raise InvalidChallengeError("registration was not started in this login")
             step = self._matching_step(user, user.pending_secret, code, "totp", now)
@@ -432,14 +429,10 @@ class AeroAuth(Application[UUID]):
     @retry_on_conflict
     def verify_code(self, slug: str, username: str, challenge_id: str, code: str) -> LoginCompleted:
         """The code step: strict form, +-1 step, each time step accepted once."""
-        now = self.clock.now()
-        challenge = challenge_key(challenge_id)
-        # The challenge binds the environment: a user found means it exists, so
-        # the environment is not loaded as well (one query less per code step).
-        user = self._user(slug, username)
-        with acting_as(user.username):
-            user.check_challenge(challenge, TWO_FACTOR, now)
-            self._refuse_if_closed(user, now)
+        with self._second_step(slug, username, challenge_key(challenge_id), TWO_FACTOR) as (
+            user,
+            now,
+        ):
             assert user.secret is not None
             step = self._matching_step(user, user.secret, code, "totp", now)
             if user.is_replay(step):
@@ -474,12 +467,10 @@ class AeroAuth(Application[UUID]):
         self, slug: str, username: str, challenge_id: str, recovery_code: str
     ) -> LoginCompleted:
         """A recovery code instead of the app's code; each works once."""
-        now = self.clock.now()
-        challenge = challenge_key(challenge_id)
-        user = self.user(slug, username)
-        with acting_as(user.username):
-            user.check_challenge(challenge, TWO_FACTOR, now)
-            self._refuse_if_closed(user, now)
+        with self._second_step(slug, username, challenge_key(challenge_id), TWO_FACTOR) as (
+            user,
+            now,
+        ):
             matched = None
             if recovery.normalize(recovery_code) is None:
                 reason = "malformed"
@@ -496,6 +487,22 @@ class AeroAuth(Application[UUID]):
         return LoginCompleted(user=user)
 
     # ----- helpers -----
+
+    @contextmanager
+    def _second_step(
+        self, slug: str, username: str, challenge: str, step: str
+    ) -> Iterator[tuple[UserCredential, datetime]]:
+        """The user of a live challenge for ``step``, acting as that user, code step open.
+
+        The challenge binds the environment: a user found means it exists, so the
+        environment is not loaded as well (one query less per second step).
+        """
+        now = self.clock.now()
+        user = self._user(slug, username)
+        with acting_as(user.username):
+            user.check_challenge(challenge, step, now)
+            self._refuse_if_closed(user, now)
+            yield user, now
 
     def _refuse_if_closed(self, user: UserCredential, now: datetime) -> None:
         if user.code_refusal(now) is not None:
