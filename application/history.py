@@ -27,15 +27,11 @@ from domain.errors import (
     InvalidTimestampError,
     UserNotFoundError,
 )
+from domain.instants import rfc3339
 from domain.rules import environment_id, requiring_rule, user_id
 
 CREATED_TOPIC = UserCredential.Created.TOPIC
 _PAGE = 500
-
-
-def rfc3339(at: datetime) -> str:
-    """UTC with a ``Z``, as API.md writes instants."""
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

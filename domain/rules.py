@@ -31,7 +31,7 @@ def username_key(username: str) -> str:
     return unicodedata.normalize("NFC", username).casefold()
 
 
-def _has_control_characters(value: str) -> bool:
+def has_control_characters(value: str) -> bool:
     return any(unicodedata.category(ch) == "Cc" for ch in value)
 
 
@@ -47,7 +47,7 @@ def valid_username(username: str) -> str:
     username = unicodedata.normalize("NFC", username)
     if not 1 <= len(username) <= MAX_NAME:
         raise InvalidInputError("username", "must be 1 to 64 characters")
-    if _has_control_characters(username):
+    if has_control_characters(username):
         raise InvalidInputError("username", "must not contain control characters")
     if ":" in username:
         raise InvalidInputError("username", "must not contain ':'")
@@ -60,7 +60,7 @@ def valid_display_name(display_name: str) -> str:
     display_name = unicodedata.normalize("NFC", display_name).strip()
     if not 1 <= len(display_name) <= 128:
         raise InvalidInputError("display_name", "must be 1 to 128 characters")
-    if _has_control_characters(display_name):
+    if has_control_characters(display_name):
         raise InvalidInputError("display_name", "must not contain control characters")
     return display_name
 
@@ -74,7 +74,7 @@ def valid_issuer(issuer: str) -> str:
     if ":" in issuer:
         # The Key Uri Format separates issuer and account with ':'.
         raise InvalidInputError("issuer", "must not contain ':'")
-    if _has_control_characters(issuer):
+    if has_control_characters(issuer):
         raise InvalidInputError("issuer", "must not contain control characters")
     return issuer
 
@@ -87,7 +87,7 @@ def valid_groups(groups: Iterable[str]) -> frozenset[str]:
     for group in result:
         if not isinstance(group, str) or not 1 <= len(group) <= MAX_NAME:
             raise InvalidInputError("groups", "each group must be 1 to 64 characters")
-        if _has_control_characters(group):
+        if has_control_characters(group):
             raise InvalidInputError("groups", "groups must not contain control characters")
     return result
 

@@ -13,7 +13,7 @@ import json
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 from uuid import UUID
 
@@ -21,6 +21,7 @@ from eventsourcing.persistence import Mapper, Notification
 
 from domain.credential import UnknownUserLogin, UserCredential
 from domain.environment import Environment
+from domain.instants import rfc3339
 from projections.api import AuditEntry, AuditQuery, ChainReport
 from projections.store import ViewStore, Writer
 
@@ -31,10 +32,6 @@ GENESIS = "0" * 64
 
 class UnknownTopicError(LookupError):
     """An event this version of the view does not know: never skipped silently."""
-
-
-def rfc3339(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -253,23 +250,26 @@ def verify_chain(view: AuditView, environment: str, page: int = 1000) -> ChainRe
     off the table shows as the chain head's position being absent.
     """
     head = view.chain_head(environment)
-    if head is None:
-        upto = 2**62
-    else:
-        upto = head[0]
     previous, checked, last, after = GENESIS, 0, 0, 0
+    beyond_head: int | None = None
     while True:
-        rows = view.chained(environment, after, upto, page)
+        # Read past the head too: every write moves the head in the same
+        # transaction, so a row beyond it was put there past the service.
+        rows = view.chained(environment, after, 2**62, page)
         for entry, stored in rows:
             checked += 1
             if stored != chain_hash(previous, entry):
                 return ChainReport(environment, checked, entry.position)
+            if head is not None and beyond_head is None and entry.position > head[0]:
+                beyond_head = entry.position
             previous, last = stored, entry.position
         if len(rows) < page:
             break
         after = last
     if head is None:
         broken = last if checked else None
+    elif beyond_head is not None:
+        broken = beyond_head
     else:
         broken = None if (last, previous) == head else head[0]
     return ChainReport(environment, checked, broken)

@@ -8,8 +8,8 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from domain.instants import rfc3339
 from projections.api import AuditEntry
-from projections.audit import rfc3339
 
 CSV_COLUMNS = (
     "position",

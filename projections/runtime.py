@@ -660,13 +660,13 @@ def rebuild_view(
         try:
             position = 0
             while True:
-                last = app.recorder.max_notification_id() or 0
                 batch = app.recorder.select_notifications(
                     start=position, limit=batch_size, inclusive_of_start=False
                 )
                 if batch:
                     position = process_batch(view, projection, app.mapper, batch, slot=spare)
                 if progress is not None:
+                    last = app.recorder.max_notification_id() or 0
                     progress(position, max(last, position))
                 if len(batch) < batch_size:
                     break

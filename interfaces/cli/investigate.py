@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import secrets
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -26,10 +25,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from application.history import History, RequirementAnswer, TimelineEntry, rfc3339
+from application.history import History, RequirementAnswer, TimelineEntry
 from application.service import AeroAuth
 from domain.credential import UserCredential
-from domain.errors import AeroError, EnvironmentNotFoundError, UserNotFoundError
+from domain.errors import (
+    AeroError,
+    EnvironmentNotFoundError,
+    InvalidTimestampError,
+    UserNotFoundError,
+)
+from domain.instants import parse_rfc3339, rfc3339
 from interfaces.composition import Store, build_application
 from interfaces.keys import KeyConfigurationError
 from interfaces.settings import Settings
@@ -56,9 +61,6 @@ investigate_app = typer.Typer(
     add_completion=False,
 )
 
-# RFC 3339 section 5.6 date-time: a full date, a full time, and an offset.
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})\Z")
-
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 AtOption = Annotated[
     str, typer.Option("--at", help="The instant, RFC 3339: changes at or before it count.")
@@ -74,17 +76,10 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def parse_instant(value: str, name: str = "--at") -> datetime:
     """An RFC 3339 instant (``Z`` or any offset), in UTC; anything else is bad input."""
-    value = value.strip()
-    if not _RFC3339.match(value):
-        _fail(
-            f"{name} {value!r} is not an RFC 3339 instant such as 2026-03-03T10:00:00Z",
-            BAD_INPUT,
-        )
-    normalized = value.upper().replace(" ", "T").replace("Z", "+00:00")
     try:
-        return datetime.fromisoformat(normalized).astimezone(UTC)
-    except ValueError as e:
-        _fail(f"{name} {value!r} is not a valid RFC 3339 instant: {e}", BAD_INPUT)
+        return parse_rfc3339(value, name)
+    except InvalidTimestampError as e:
+        _fail(e.detail, BAD_INPUT)
 
 
 def _settings() -> Settings:

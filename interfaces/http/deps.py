@@ -19,7 +19,8 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from domain.credential import REGISTRATION, TWO_FACTOR, UserCredential
-from domain.errors import EnvironmentNotFoundError, InvalidTimestampError, UserNotFoundError
+from domain.errors import UserNotFoundError
+from domain.instants import parse_rfc3339
 from interfaces.http.errors import ApiError, forbidden, invalid_token, read_models_unavailable
 from interfaces.http.services import Services
 from interfaces.tokens import AccessClaims, InvalidTokenError, LoginClaims
@@ -113,12 +114,16 @@ def current_caller(
         raise invalid_token() from None
     if claims.environment != env:
         raise invalid_token("the token is for another environment")
+    # By id: the user's own record says which environment it belongs to, so the
+    # environment need not be loaded as well on every authenticated request.
     try:
-        user = services.application.user(env, claims.username)
-    except (EnvironmentNotFoundError, UserNotFoundError):
+        user = services.application.user_by_id(claims.user_id)
+    except UserNotFoundError:
         raise invalid_token() from None
+    if user.environment != env:
+        raise invalid_token("the token is for another environment")
     # A reset or a password change ends the tokens issued before it (SECURITY.md 13).
-    if user.id != claims.user_id or not user.session_valid(claims.issued_at):
+    if not user.session_valid(claims.issued_at):
         raise invalid_token("the session has ended; log in again")
     return Caller(user=user, claims=claims)
 
@@ -191,17 +196,6 @@ async def reject_unknown_query(request: Request) -> None:
         )
 
 
-def parse_timestamp(value: str, name: str) -> datetime:
-    """RFC 3339: a date, a time and an offset; any offset is accepted."""
-    try:
-        at = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidTimestampError(f"{name} must be an RFC 3339 timestamp") from None
-    if at.tzinfo is None:
-        raise InvalidTimestampError(f"{name} must be an RFC 3339 timestamp with an offset")
-    return at
-
-
 def _at(
     at: Annotated[
         str | None,
@@ -212,7 +206,7 @@ def _at(
     ] = None,
 ) -> datetime | None:
     # Whether the instant lies in the future is the History's to judge, by the app's clock.
-    return None if at is None else parse_timestamp(at, "at")
+    return None if at is None else parse_rfc3339(at, "at")
 
 
 AtInstant = Annotated[datetime | None, Depends(_at)]

@@ -8,13 +8,14 @@ that hold exactly as the domain states them, so OpenAPI can show them.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
 from domain.credential import UserCredential
 from domain.environment import Environment
+from domain.instants import rfc3339
 from projections.api import AuditEntry, UserRow
 
 
@@ -25,11 +26,6 @@ def _unicode_text(value: str) -> str:
     except UnicodeEncodeError:
         raise ValueError("must be valid Unicode text (no lone surrogates)") from None
     return value
-
-
-def rfc3339(at: datetime) -> str:
-    """UTC with a Z, as API.md writes timestamps."""
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 Text = Annotated[str, AfterValidator(_unicode_text)]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
 from application.clock import Clock, SystemClock
 from application.history import History
-from application.service import AeroAuth
+from application.service import AeroAuth, last_saved_position
+from domain.origin import acting_as
 from interfaces.composition import build_application, operator_token
 from interfaces.http.clientip import TrustedProxies
 from interfaces.http.observability import Metrics, logger
@@ -38,6 +40,13 @@ class Services:
 
     def is_operator(self, token: str) -> bool:
         return hmac.compare_digest(token.encode(), self.operator_token.encode())
+
+    @contextmanager
+    def writing_as(self, actor: str) -> Iterator[None]:
+        """Run a write as ``actor``; leave once the read models include it."""
+        with acting_as(actor):
+            yield
+        self.wait_for_read_models(last_saved_position.get())
 
     def wait_for_read_models(self, position: int | None) -> None:
         """Reads reflect writes (API.md): answer an admin write once the views hold it.

@@ -5,6 +5,7 @@ Helpers rather than fixtures, so a test says in its own body which steps it take
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -137,3 +138,39 @@ class CountingBox:
     def decrypt(self, token: str, context: str) -> str:
         self.decryptions += 1
         return str(self.inner.decrypt(token, context))
+
+
+class SavesTogether(AeroAuth):
+    """Holds each thread's first save until the other thread is ready to save too.
+
+    Both threads have then decided on the same stored state before either
+    saves: the races of SECURITY.md 5 and of creating the same user, made certain.
+    """
+
+    name = "AeroAuth"  # the library names tables after the application: keep AeroAuth's
+    barrier: threading.Barrier
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        local = self.__dict__.setdefault("_local", threading.local())
+        if not getattr(local, "waited", False):
+            local.waited = True
+            self.barrier.wait(timeout=20)
+        return super().save(*objs, **kwargs)
+
+
+def race(*calls: Any) -> list[Any]:
+    """Run each call in its own thread; each result is a return value or an exception."""
+    results: list[Any] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        try:
+            results[i] = calls[i]()
+        except Exception as e:
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results

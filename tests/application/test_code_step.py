@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
@@ -27,11 +26,13 @@ from tests.application.helpers import (
     ENV,
     CountingBox,
     Enrolled,
+    SavesTogether,
     bob_registered,
     code_at,
     code_login,
     events_since,
     position,
+    race,
     register,
     types,
 )
@@ -194,42 +195,6 @@ def test_a_code_older_than_the_last_accepted_one_is_a_replay(
         app.verify_code(ENV, BOB, challenge, code_at(enrolled.secret, clock.now(), -1))
 
     assert types(events_since(app, before)) == [UserCredential.CodeReplayed]
-
-
-class SavesTogether(AeroAuth):
-    """Holds each thread's first save until the other thread is ready to save too.
-
-    Both threads have then loaded the same version of the credential and
-    decided on it: the race SECURITY.md 5 is about, made certain.
-    """
-
-    name = "AeroAuth"  # the library names tables after the application: keep AeroAuth's
-    barrier: threading.Barrier
-
-    def save(self, *objs: Any, **kwargs: Any) -> Any:
-        local = self.__dict__.setdefault("_local", threading.local())
-        if not getattr(local, "waited", False):
-            local.waited = True
-            self.barrier.wait(timeout=20)
-        return super().save(*objs, **kwargs)
-
-
-def race(*calls: Any) -> list[Any]:
-    """Run each call in its own thread; each result is a return value or an exception."""
-    results: list[Any] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        try:
-            results[i] = calls[i]()
-        except Exception as e:
-            results[i] = e
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def test_two_concurrent_submissions_of_one_valid_code_let_exactly_one_in(

@@ -27,7 +27,9 @@ from tests.application.helpers import (
     BOB_PASSWORD,
     ENV,
     ISSUER,
+    SavesTogether,
     position,
+    race,
     with_environment,
 )
 
@@ -154,45 +156,14 @@ def test_changes_to_a_user_are_validated(app: AeroAuth) -> None:
     refused(app, lambda: app.set_policy(ENV, "yes", []), InvalidInputError, "require_2fa")  # type: ignore[arg-type]
 
 
-class CreatesTogether(AeroAuth):
-    """Holds each thread's first save until the other is ready to save too: a certain race."""
-
-    name = "AeroAuth"  # the library names tables after the application: keep AeroAuth's
-    barrier: threading.Barrier
-
-    def save(self, *objs: Any, **kwargs: Any) -> Any:
-        local = self.__dict__.setdefault("_local", threading.local())
-        if not getattr(local, "waited", False):
-            local.waited = True
-            self.barrier.wait(timeout=20)
-        return super().save(*objs, **kwargs)
-
-
-def in_threads(*calls: Callable[[], Any]) -> list[Any]:
-    results: list[Any] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        try:
-            results[i] = calls[i]()
-        except Exception as e:
-            results[i] = e
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
-
-
 def test_two_admins_creating_the_same_user_at_once_exactly_one_wins(
     app: AeroAuth, build_app: BuildApp
 ) -> None:
     with_environment(app)
-    CreatesTogether.barrier = threading.Barrier(2)
-    first, second = build_app(CreatesTogether), build_app(CreatesTogether)
+    SavesTogether.barrier = threading.Barrier(2)
+    first, second = build_app(SavesTogether), build_app(SavesTogether)
 
-    results = in_threads(
+    results = race(
         lambda: first.create_user(ENV, BOB, BOB_PASSWORD, groups=["finance"]),
         lambda: second.create_user(ENV, "Bob", "a different password", groups=["hr"]),
     )
@@ -207,10 +178,10 @@ def test_two_admins_creating_the_same_user_at_once_exactly_one_wins(
 def test_two_operators_creating_the_same_environment_at_once_exactly_one_wins(
     app: AeroAuth, build_app: BuildApp
 ) -> None:
-    CreatesTogether.barrier = threading.Barrier(2)
-    first, second = build_app(CreatesTogether), build_app(CreatesTogether)
+    SavesTogether.barrier = threading.Barrier(2)
+    first, second = build_app(SavesTogether), build_app(SavesTogether)
 
-    results = in_threads(
+    results = race(
         lambda: first.create_environment(ENV, "Acme", ISSUER, ALICE, ALICE_PASSWORD),
         lambda: second.create_environment(ENV, "Acme 2", ISSUER, "mallory", "mallory's password"),
     )

@@ -163,7 +163,8 @@ def test_five_failures_lock_the_code_step_and_the_password_step_stays_open(finan
     assert failures == [401] * 5
     assert (locked.status_code, error_of(locked)) == (429, "too_many_attempts")
     assert locked.headers["Retry-After"] == "300"
-    assert recovery.status_code == 429
+    assert (recovery.status_code, error_of(recovery)) == (429, "too_many_attempts")
+    assert recovery.headers["Retry-After"] == "300"
     assert finance.login("bob").json()["status"] == "two_factor_required"
     view = finance.client.get(finance.url("/users/bob"), headers=finance.admin).json()
     assert view["two_factor"]["locked_until"] == "2026-11-28T10:05:40Z"
@@ -259,3 +260,29 @@ def test_a_registration_token_opens_nothing_else(finance: Api) -> None:
 
 def test_the_admin_without_2fa_is_not_asked_for_a_code(finance: Api) -> None:
     assert finance.login(ADMIN, "correct horse battery").json()["status"] == "authenticated"
+
+
+@pytest.mark.parametrize(
+    ("admin_action", "path", "body"),
+    [
+        ("reset", "/users/bob/two-factor/reset", {"reason": "lost phone, ticket 4711"}),
+        ("password", "/users/bob/password", {"password": "a new passphrase 0815"}),
+    ],
+)
+def test_a_reset_or_a_password_change_ends_the_users_pending_login(
+    finance: Api, admin_action: str, path: str, body: dict[str, str]
+) -> None:
+    enrolment = finance.enrol("bob")
+    finance.next_step()
+    token = finance.login_token("bob", "two_factor_required")
+
+    changed = finance.client.request(
+        "POST" if admin_action == "reset" else "PUT",
+        finance.url(path),
+        json=body,
+        headers=finance.admin,
+    )
+    pending = finance.submit_code(token, finance.code(enrolment.secret))
+
+    assert changed.status_code == 200
+    assert (pending.status_code, error_of(pending)) == (401, "invalid_token")

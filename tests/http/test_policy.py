@@ -49,9 +49,14 @@ def test_at_before_the_environment_existed_or_in_the_future(acme: Api) -> None:
         acme.url("/policy"), params={"at": "2026-11-28T10:00:00"}, headers=acme.admin
     )
     garbage = acme.client.get(acme.url("/policy"), params={"at": "yesterday"}, headers=acme.admin)
+    # ISO 8601 forms that are not RFC 3339: a week date, the basic format, no seconds.
+    not_rfc3339 = [
+        acme.client.get(acme.url("/policy"), params={"at": at}, headers=acme.admin)
+        for at in ("2026-W48-6T10:00:00+01:00", "20261128T100000Z", "2026-11-28T10:00Z")
+    ]
 
     assert (earlier.status_code, error_of(earlier)) == (404, "environment_not_found")
-    for response in (later, naive, garbage):
+    for response in (later, naive, garbage, *not_rfc3339):
         assert (response.status_code, error_of(response)) == (422, "invalid_timestamp")
 
 

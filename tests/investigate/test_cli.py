@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from application.history import rfc3339
+from domain.instants import rfc3339
 from interfaces.cli.investigate import investigate_app, parse_instant
 from tests.investigate.script import ENV, Scripted
 

@@ -8,12 +8,10 @@ with raw SQL, past the service, as an intruder with database access could.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -22,10 +20,10 @@ from application.service import AeroAuth
 from interfaces.cli.investigate import investigate_app
 from interfaces.settings import Settings
 from projections.runtime import LiveReadModels
-from projections.store import SQLiteStore
 from projections.verify import verify_views
-from tests.conftest import PG_HOST, PG_PORT, PG_USER, DatabaseUnderTest
+from tests.conftest import DatabaseUnderTest
 from tests.investigate.script import ENV, OTHER_ENV, record_history
+from tests.projections.conftest import raw_sql
 
 runner = CliRunner()
 
@@ -60,22 +58,6 @@ def run(settings: Settings, *args: str) -> Result:
 def verify_json(settings: Settings) -> tuple[int, dict[str, Any]]:
     result = run(settings, "verify", "--json")
     return result.exit_code, json.loads(result.stdout)
-
-
-def raw_sql(
-    database: DatabaseUnderTest, live: LiveReadModels, statement: str, *params: Any
-) -> None:
-    """Straight to the database, past the service."""
-    if database.kind == "sqlite":
-        view = live.views.audit if "audit_v1" in statement else live.views.directory
-        assert isinstance(view, SQLiteStore)
-        with sqlite3.connect(view.path) as conn:
-            conn.execute(statement, params)
-        return
-    with psycopg.connect(
-        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=database.pg_dbname
-    ) as conn:
-        conn.execute(statement.replace("?", "%s"), params)
 
 
 def audit_position(live: LiveReadModels, kind: str, username: str) -> int:

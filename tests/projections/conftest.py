@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
+import psycopg
 import pyotp
 import pytest
 
@@ -12,6 +15,8 @@ from application.clock import FixedClock
 from application.service import AeroAuth
 from domain.totp import WINDOW, hotp, time_step
 from projections.runtime import LiveReadModels
+from projections.store import SQLiteStore
+from tests.conftest import PG_HOST, PG_PORT, PG_USER, DatabaseUnderTest
 
 ADMIN = "alice"
 ADMIN_PASSWORD = "correct horse battery"
@@ -76,3 +81,19 @@ def login_challenge(app: AeroAuth, slug: str, username: str, password: str = PAS
     assert step.status == "two_factor_required"
     assert step.challenge_id is not None
     return step.challenge_id
+
+
+def raw_sql(
+    database: DatabaseUnderTest, live: LiveReadModels, statement: str, *params: Any
+) -> None:
+    """Straight to the database, past the service: what an intruder with access could do."""
+    if database.kind == "sqlite":
+        view = live.views.audit if "audit_v1" in statement else live.views.directory
+        assert isinstance(view, SQLiteStore)
+        with sqlite3.connect(view.path) as conn:
+            conn.execute(statement, params)
+        return
+    with psycopg.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=database.pg_dbname
+    ) as conn:
+        conn.execute(statement.replace("?", "%s"), params)

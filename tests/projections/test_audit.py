@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
-import sqlite3
 from datetime import timedelta
 
-import psycopg
 import pytest
 
 from application.clock import FixedClock
@@ -20,11 +19,11 @@ from domain.errors import (
 )
 from domain.origin import Origin, originating
 from projections.api import AuditEntry, AuditQuery, ChainReport, InvalidCursorError
-from projections.audit import AUDIT_TYPES, canonical
-from projections.audit_store import SqlAuditView, SQLiteAuditView
+from projections.audit import AUDIT_TYPES, canonical, chain_hash, verify_chain
+from projections.audit_store import SqlAuditView
 from projections.export import csv_lines, jsonl_lines
 from projections.runtime import LiveReadModels
-from tests.conftest import PG_HOST, PG_PORT, PG_USER, DatabaseUnderTest
+from tests.conftest import DatabaseUnderTest
 from tests.projections.conftest import (
     ADMIN,
     PASSWORD,
@@ -32,6 +31,7 @@ from tests.projections.conftest import (
     code_at,
     login_challenge,
     make_environment,
+    raw_sql,
     register,
     toggle_groups,
     wrong_code,
@@ -277,9 +277,7 @@ def test_pages_run_oldest_first_and_meet_the_export(
         read_models.audit(AuditQuery("acme"), 0, None)
 
 
-def test_exports_as_csv_and_json_lines(
-    app: AeroAuth, read_models: LiveReadModels
-) -> None:
+def test_exports_as_csv_and_json_lines(app: AeroAuth, read_models: LiveReadModels) -> None:
     with originating(Origin(actor="=cmd|' /C calc'!A0", ip="203.0.113.7", user_agent='a "b", c')):
         make_environment(app)
     caught_up(app, read_models)
@@ -302,7 +300,14 @@ def test_exports_as_csv_and_json_lines(
 
     rows = list(csv.reader(io.StringIO("".join(csv_lines(iter(found))))))
     assert rows[0] == [
-        "position", "occurred_at", "type", "username", "actor", "outcome", "ip", "user_agent",
+        "position",
+        "occurred_at",
+        "type",
+        "username",
+        "actor",
+        "outcome",
+        "ip",
+        "user_agent",
         "details",
     ]
     assert len(rows) == len(found) + 1
@@ -310,22 +315,6 @@ def test_exports_as_csv_and_json_lines(
     assert rows[1][4] == "'=cmd|' /C calc'!A0"
     assert rows[1][7] == 'a "b", c'
     assert json.loads(rows[1][8]) == found[0].details
-
-
-def raw_sql(
-    database: DatabaseUnderTest, read_models: LiveReadModels, statement: str, *params: object
-) -> None:
-    """Straight to the database, past the service: what an intruder with access could do."""
-    if database.kind == "sqlite":
-        view = read_models.views.audit
-        assert isinstance(view, SQLiteAuditView)
-        with sqlite3.connect(view.path) as conn:
-            conn.execute(statement, params)
-        return
-    with psycopg.connect(
-        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=database.pg_dbname
-    ) as conn:
-        conn.execute(statement.replace("?", "%s"), params)
 
 
 def test_the_hash_chain_names_the_first_tampered_entry(
@@ -363,11 +352,96 @@ def test_the_hash_chain_names_the_first_tampered_entry(
 
 def test_every_type_of_api_md_is_produced() -> None:
     required = {
-        "environment_created", "two_factor_requirement_changed", "groups_selected",
-        "user_created", "groups_changed", "roles_changed", "password_changed",
-        "login_password_succeeded", "login_password_failed",
-        "two_factor_registration_started", "two_factor_registered", "two_factor_succeeded",
-        "two_factor_failed", "two_factor_code_replayed", "two_factor_locked",
-        "two_factor_reset", "recovery_codes_issued", "recovery_code_used", "login_succeeded",
+        "environment_created",
+        "two_factor_requirement_changed",
+        "groups_selected",
+        "user_created",
+        "groups_changed",
+        "roles_changed",
+        "password_changed",
+        "login_password_succeeded",
+        "login_password_failed",
+        "two_factor_registration_started",
+        "two_factor_registered",
+        "two_factor_succeeded",
+        "two_factor_failed",
+        "two_factor_code_replayed",
+        "two_factor_locked",
+        "two_factor_reset",
+        "recovery_codes_issued",
+        "recovery_code_used",
+        "login_succeeded",
     }
     assert required <= set(AUDIT_TYPES)
+
+
+def test_the_chain_check_reads_page_by_page_and_still_names_the_tampered_entry(
+    app: AeroAuth, read_models: LiveReadModels, clock: FixedClock, database: DatabaseUnderTest
+) -> None:
+    make_environment(app)
+    app.create_user("acme", "bob", PASSWORD)
+    toggle_groups(app, clock, "acme", "bob", 9)
+    caught_up(app, read_models)
+    positions = [e.position for e in entries(read_models)]
+    view = read_models.views.audit
+    assert verify_chain(view, "acme", page=2) == ChainReport("acme", len(positions), None)
+
+    # The first entry of the third page of two.
+    raw_sql(
+        database,
+        read_models,
+        "UPDATE audit_v1_a SET ip = '198.51.100.9' WHERE position = ?",
+        positions[4],
+    )
+
+    assert verify_chain(view, "acme", page=2).first_broken_position == positions[4]
+    assert verify_chain(view, "acme", page=1000).first_broken_position == positions[4]
+
+
+def test_a_forged_entry_or_a_moved_chain_head_breaks_the_chain(
+    app: AeroAuth, read_models: LiveReadModels, clock: FixedClock, database: DatabaseUnderTest
+) -> None:
+    make_environment(app)
+    app.create_user("acme", "bob", PASSWORD)
+    toggle_groups(app, clock, "acme", "bob", 4)
+    caught_up(app, read_models)
+    positions = [e.position for e in entries(read_models)]
+
+    # The head held back to an earlier entry: the log's tail no longer matches it.
+    raw_sql(
+        database,
+        read_models,
+        "UPDATE audit_v1_a_chain SET position = ? WHERE environment = 'acme'",
+        positions[2],
+    )
+    held_back = read_models.verify_audit_chain("acme")
+    raw_sql(
+        database,
+        read_models,
+        "UPDATE audit_v1_a_chain SET position = ? WHERE environment = 'acme'",
+        positions[-1],
+    )
+    assert read_models.verify_audit_chain("acme").intact
+
+    # A forged row after the last real one, chained correctly from it (the chain
+    # has no key), but with the head left where the service put it.
+    last = entries(read_models)[-1]
+    forged_entry = dataclasses.replace(last, position=last.position + 1000, actor="mallory")
+    head = read_models.views.audit.chain_head("acme")
+    assert head == (last.position, head[1])
+    forged_hash = chain_hash(head[1], forged_entry)
+    raw_sql(
+        database,
+        read_models,
+        "INSERT INTO audit_v1_a (position, environment, occurred_at, type, username,"
+        " username_key, actor, outcome, ip, user_agent, details, hash)"
+        " SELECT ?, environment, occurred_at, type, username, username_key, 'mallory',"
+        " outcome, ip, user_agent, details, ? FROM audit_v1_a WHERE position = ?",
+        forged_entry.position,
+        forged_hash,
+        last.position,
+    )
+    forged = read_models.verify_audit_chain("acme")
+
+    assert not held_back.intact
+    assert forged.first_broken_position == forged_entry.position

@@ -19,8 +19,7 @@ from interfaces.settings import Settings
 from projections.api import AuditQuery
 from projections.runtime import LiveReadModels
 from tests.conftest import DatabaseUnderTest
-from tests.investigate.test_verify import raw_sql
-from tests.projections.conftest import PASSWORD, caught_up, make_environment, toggle_groups
+from tests.projections.conftest import PASSWORD, caught_up, make_environment, raw_sql, toggle_groups
 
 runner = CliRunner()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterator
 from typing import Annotated, Literal
 
@@ -10,7 +9,9 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from domain.errors import InvalidInputError
-from interfaces.http.deps import AuditorUser, ReadModelsDep, ServicesDep, parse_timestamp
+from domain.instants import parse_rfc3339
+from domain.rules import has_control_characters
+from interfaces.http.deps import AuditorUser, ReadModelsDep, ServicesDep
 from interfaces.http.errors import COMMON, ErrorBody
 from interfaces.http.schemas import AuditEntryView, AuditPage, UserHistory
 from interfaces.http.streaming import in_one_thread
@@ -28,8 +29,9 @@ router = APIRouter(
     },
 )
 
+
 def _plain(value: str | None, name: str) -> str | None:
-    if value is not None and any(unicodedata.category(ch) == "Cc" for ch in value):
+    if value is not None and has_control_characters(value):
         raise InvalidInputError(name, "must not contain control characters")
     return value
 
@@ -51,8 +53,8 @@ def audit_filters(
         username=_plain(username, "username"),
         types=tuple(type or ()),
         outcome=outcome,
-        since=parse_timestamp(since, "since") if since is not None else None,
-        until=parse_timestamp(until, "until") if until is not None else None,
+        since=parse_rfc3339(since, "since") if since is not None else None,
+        until=parse_rfc3339(until, "until") if until is not None else None,
     )
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from application.service import last_saved_position
-from domain.origin import acting_as
 from interfaces.http.deps import OperatorAccess, ServicesDep
 from interfaces.http.errors import COMMON, ErrorBody, invalid
 from interfaces.http.schemas import CreateEnvironmentRequest, EnvironmentView
@@ -31,9 +29,8 @@ def create_environment(body: CreateEnvironmentRequest, services: ServicesDep) ->
     Only the operator token may call this. Validation and `weak_password`
     (422) are checked before `environment_exists` (409).
     """
-    with acting_as(OPERATOR):
+    with services.writing_as(OPERATOR):
         environment = services.application.create_environment(
             body.slug, body.display_name, body.issuer, body.admin.username, body.admin.password
         )
-        services.wait_for_read_models(last_saved_position.get())
     return EnvironmentView.of(environment)

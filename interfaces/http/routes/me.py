@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from application.service import last_saved_position
 from interfaces.http.deps import CurrentUser, ServicesDep
 from interfaces.http.errors import COMMON, ErrorBody, invalid
 from interfaces.http.schemas import ChangeOwnPasswordRequest, RecoveryCodesView, UserView
@@ -36,10 +35,10 @@ def change_own_password(
 ) -> Response:
     """Change one's own password, proving the current one; a wrong one counts as a failed
     login. Other logins and access tokens, this one included, end."""
-    services.application.change_own_password(
-        env, me.username, body.current_password, body.new_password
-    )
-    services.wait_for_read_models(last_saved_position.get())
+    with services.writing_as(me.username):
+        services.application.change_own_password(
+            env, me.username, body.current_password, body.new_password
+        )
     return Response(status_code=204)
 
 
@@ -51,6 +50,6 @@ def regenerate_recovery_codes(
     env: str, me: CurrentUser, services: ServicesDep
 ) -> RecoveryCodesView:
     """Ten new recovery codes, shown once; the previous set stops working."""
-    codes = services.application.regenerate_recovery_codes(env, me.username)
-    services.wait_for_read_models(last_saved_position.get())
+    with services.writing_as(me.username):
+        codes = services.application.regenerate_recovery_codes(env, me.username)
     return RecoveryCodesView(recovery_codes=codes)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from application.service import last_saved_position
-from domain.origin import acting_as
 from interfaces.http.deps import AdminUser, AtInstant, CurrentUser, ServicesDep
 from interfaces.http.errors import COMMON, ErrorBody, invalid
 from interfaces.http.schemas import PolicyView, SetPolicyRequest
@@ -47,7 +45,6 @@ def set_policy(
     env: str, body: SetPolicyRequest, admin: AdminUser, services: ServicesDep
 ) -> PolicyView:
     """Set the policy; only what changed is recorded. Answers once the audit log has it."""
-    with acting_as(admin.username):
+    with services.writing_as(admin.username):
         environment = services.application.set_policy(env, body.require_2fa, body.groups)
-        services.wait_for_read_models(last_saved_position.get())
     return PolicyView.of(environment)

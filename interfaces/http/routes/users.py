@@ -6,9 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from application.service import last_saved_position
 from domain.credential import UserCredential
-from domain.origin import acting_as
 from interfaces.http.deps import AdminUser, AtInstant, CurrentUser, ReadModelsDep, ServicesDep
 from interfaces.http.errors import COMMON, ErrorBody, Responses, invalid
 from interfaces.http.schemas import (
@@ -51,11 +49,10 @@ def create_user(
     env: str, body: CreateUserRequest, admin: AdminUser, services: ServicesDep
 ) -> UserView:
     """Create a user. Roles are a subset of admin and auditor; groups are free strings."""
-    with acting_as(admin.username):
+    with services.writing_as(admin.username):
         user = services.application.create_user(
             env, body.username, body.password, body.groups, body.roles
         )
-        services.wait_for_read_models(last_saved_position.get())
     return _view(services, env, user)
 
 
@@ -103,9 +100,8 @@ def change_groups(
     env: str, username: str, body: ChangeGroupsRequest, admin: AdminUser, services: ServicesDep
 ) -> UserView:
     """Replace the user's groups, which decide whether the policy requires 2FA of them."""
-    with acting_as(admin.username):
+    with services.writing_as(admin.username):
         user = services.application.change_groups(env, username, body.groups)
-        services.wait_for_read_models(last_saved_position.get())
     return _view(services, env, user)
 
 
@@ -115,9 +111,8 @@ def change_roles(
 ) -> UserView:
     """Replace the user's roles; access tokens are checked against current roles, so
     this takes effect at once."""
-    with acting_as(admin.username):
+    with services.writing_as(admin.username):
         user = services.application.change_roles(env, username, body.roles)
-        services.wait_for_read_models(last_saved_position.get())
     return _view(services, env, user)
 
 
@@ -129,9 +124,8 @@ def set_password(
     env: str, username: str, body: SetPasswordRequest, admin: AdminUser, services: ServicesDep
 ) -> UserView:
     """Set a new password; the user's pending logins and access tokens end."""
-    with acting_as(admin.username):
+    with services.writing_as(admin.username):
         user = services.application.change_password(env, username, body.password)
-        services.wait_for_read_models(last_saved_position.get())
     return _view(services, env, user)
 
 
@@ -145,7 +139,6 @@ def reset_two_factor(
 ) -> UserView:
     """Forget the user's authenticator and recovery codes, and end their logins and
     access tokens. The next login asks them to register again if 2FA is required."""
-    with acting_as(admin.username):
+    with services.writing_as(admin.username):
         user = services.application.reset_two_factor(env, username, body.reason)
-        services.wait_for_read_models(last_saved_position.get())
     return _view(services, env, user)
