@@ -26,6 +26,17 @@ class AeroAggregate(Aggregate):
     class Created(Event, Aggregate.Created):
         pass
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        # The repository hands each command a deep copy of the cached aggregate. Every
+        # attribute of an aero-auth aggregate holds an immutable value (str, int, bool,
+        # datetime, UUID, frozenset, None; tests/unit/test_base.py checks this), so the
+        # copy may share them; only the list of pending events is the aggregate's own.
+        # copy.deepcopy walks every frozenset and datetime instead, on every load.
+        copied = object.__new__(type(self))
+        copied.__dict__.update(self.__dict__)
+        copied.__dict__["_pending_events"] = list(self.__dict__["_pending_events"])
+        return copied
+
     @staticmethod
     def _context() -> dict[str, Any]:
         origin = current_origin()
