@@ -7,7 +7,7 @@ expired, forged or reused, is 401 ``invalid_token``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
@@ -27,7 +27,11 @@ from interfaces.tokens import AccessClaims, InvalidTokenError, LoginClaims
 from projections.api import ReadModels
 
 
-def get_services(request: Request) -> Services:
+# Dependencies that neither block nor compute much are ``async def``: FastAPI runs a
+# plain ``def`` dependency in the thread pool, one hand-off per dependency per request.
+
+
+async def get_services(request: Request) -> Services:
     services: Services | None = getattr(request.app.state, "services", None)
     if services is None:
         raise ApiError(503, "starting", "the service is starting")
@@ -37,7 +41,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_read_models(services: ServicesDep) -> ReadModels:
+async def get_read_models(services: ServicesDep) -> ReadModels:
     if services.read_models is None:
         raise read_models_unavailable()
     return services.read_models
@@ -70,7 +74,7 @@ def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
 # ----- operator -----
 
 
-def require_operator(
+async def require_operator(
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_operator_scheme)],
 ) -> None:
@@ -131,8 +135,8 @@ def current_caller(
 CurrentUser = Annotated[Caller, Depends(current_caller)]
 
 
-def _role(*roles: str) -> Callable[[Caller], Caller]:
-    def check(caller: CurrentUser) -> Caller:
+def _role(*roles: str) -> Callable[[Caller], Awaitable[Caller]]:
+    async def check(caller: CurrentUser) -> Caller:
         caller.require_any(*roles)
         return caller
 
@@ -146,11 +150,11 @@ AuditorUser = Annotated[Caller, Depends(_role("auditor"))]
 # ----- login tokens -----
 
 
-def _login_session(step: str) -> Callable[..., LoginClaims]:
+def _login_session(step: str) -> Callable[..., Awaitable[LoginClaims]]:
     """A login token for this environment and this step; the application checks
     that its challenge is still the user's latest, which makes it single use."""
 
-    def check(
+    async def check(
         env: str,
         services: ServicesDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_login_scheme)],
@@ -173,10 +177,21 @@ TwoFactorLogin = Annotated[LoginClaims, Depends(_login_session(TWO_FACTOR))]
 # ----- query parameters -----
 
 
-def _query_names(dependant: Dependant) -> set[str]:
+def _query_names(dependant: Dependant) -> frozenset[str]:
     names = {field.alias for field in dependant.query_params}
     for sub in dependant.dependencies:
         names |= _query_names(sub)
+    return frozenset(names)
+
+
+_known_query_names: dict[int, frozenset[str]] = {}
+
+
+def _known_query(route: APIRoute) -> frozenset[str]:
+    # Routes are built once at start; keyed by id, as Dependant is not hashable.
+    names = _known_query_names.get(id(route))
+    if names is None:
+        names = _known_query_names[id(route)] = _query_names(route.dependant)
     return names
 
 
@@ -186,7 +201,9 @@ async def reject_unknown_query(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
-    unknown = sorted(set(request.query_params) - _query_names(route.dependant))
+    if not request.query_params:
+        return
+    unknown = sorted(set(request.query_params) - _known_query(route))
     if unknown:
         raise RequestValidationError(
             [
@@ -196,7 +213,7 @@ async def reject_unknown_query(request: Request) -> None:
         )
 
 
-def _at(
+async def _at(
     at: Annotated[
         str | None,
         Query(

@@ -36,7 +36,7 @@ def _plain(value: str | None, name: str) -> str | None:
     return value
 
 
-def audit_filters(
+async def audit_filters(
     env: str,
     username: Annotated[str | None, Query(max_length=64)] = None,
     type: Annotated[
