@@ -329,6 +329,48 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process, all its threads, so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    """The PostgreSQL server's processes on this machine (its CPU is on our cores too)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    found.append(int(entry.name))
+    return found
+
+
+class CpuLedger:
+    """CPU seconds spent by named groups of processes between start() and stop()."""
+
+    def __init__(self, **groups: list[int]) -> None:
+        self.groups = groups
+        self.spent: dict[str, float] = {}
+
+    def _read(self) -> dict[str, float]:
+        totals = {}
+        for name, pids in self.groups.items():
+            total = 0.0
+            for pid in pids:
+                with suppress(OSError):
+                    total += cpu_seconds(pid)
+            totals[name] = total
+        return totals
+
+    def start(self) -> None:
+        self._started = self._read()
+
+    def stop(self) -> None:
+        ended = self._read()
+        self.spent = {name: ended[name] - self._started[name] for name in self.groups}
+
+
 @dataclass
 class Server:
     process: subprocess.Popen[bytes]

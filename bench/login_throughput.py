@@ -16,6 +16,7 @@ and the projection lag of the audit view under that load.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -105,8 +106,14 @@ def measure(kind: str, args: argparse.Namespace, workers: int) -> None:
             print(f"[{kind}] server: {server.command} (workers: {len(server.workers())})")
             monitor = LagMonitor(store)
             monitor.start()
+            ledger = h.CpuLedger(server=[server.process.pid, *server.workers()],
+                                 postgres=h.postgres_pids() if kind == "postgres" else [],
+                                 bench=[os.getpid()])  # fmt: skip
+            ledger.start()
             result = h.run_loadgen({"mode": "full", "url": server.url, "seconds": args.seconds,
-                                    "concurrency": args.concurrency, "users": users})  # fmt: skip
+                                    "concurrency": args.concurrency, "users": users,
+                                    "client": args.client})  # fmt: skip
+            ledger.stop()
             time.sleep(1.0)  # let the views take the last logins
             monitor.stop.set()
             monitor.join()
@@ -114,7 +121,15 @@ def measure(kind: str, args: argparse.Namespace, workers: int) -> None:
         print(f"[{kind}] full logins: {result['ok']:,} in {result['elapsed']:.1f} s = "
               f"{rate:.1f} logins/s, latency p50 {result['p50_ms']:.0f} ms, "
               f"p99 {result['p99_ms']:.0f} ms, concurrency {result['concurrency']}, "
+              f"client {result['client']}, "
               f"errors {result['errors'] or 0}")  # fmt: skip
+        logins = max(result["ok"], 1)
+        spent = {**ledger.spent, "load generator": result["cpu_seconds"]}
+        budget = h.nproc() * 1000 / rate if rate else 0.0
+        print(f"[{kind}] CPU per login, ms ({h.nproc()} cores at this rate = {budget:.1f} ms "
+              f"of core time per login): "
+              + ", ".join(f"{name} {seconds * 1000 / logins:.1f}"
+                          for name, seconds in spent.items()))  # fmt: skip
         lags = monitor.lags
         print(f"[{kind}] projection lag (commit -> audit view) over {len(lags):,} events: "
               f"p50 {h.percentile(lags, 50) * 1000:.0f} ms, "
@@ -132,6 +147,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=h.nproc())
+    parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
+                        help="the load generator's HTTP client (bench/_loadgen.py)")  # fmt: skip
     args = parser.parse_args()
     h.header("full login over HTTP vs raw argon2id verifies (benchmarks 1 and 5)")
     baseline = argon2_rate(args.workers, args.seconds)
