@@ -26,7 +26,6 @@ from interfaces.http.services import Services
 from interfaces.tokens import AccessClaims, InvalidTokenError, LoginClaims
 from projections.api import ReadModels
 
-
 # Dependencies that neither block nor compute much are ``async def``: FastAPI runs a
 # plain ``def`` dependency in the thread pool, one hand-off per dependency per request.
 
