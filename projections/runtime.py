@@ -19,6 +19,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from time import monotonic
 from typing import Any, Protocol
 from uuid import UUID
@@ -47,6 +48,7 @@ from projections.api import (
 )
 from projections.audit import AuditProjection, AuditView, export, verify_chain
 from projections.directory import DirectoryProjection, DirectoryView
+from projections.lease import Lease, projector_lease
 from projections.store import ViewStore, Writer, sibling_path
 
 logger = logging.getLogger("aero_auth.projections")
@@ -261,21 +263,27 @@ class ViewRunner:
         view: ViewStore,
         projection: Projection,
         mapper: Mapper[UUID],
-        source: Source,
+        source: Callable[[int], Source],
         batch_size: int,
         position: int,
         on_progress: Callable[[], None],
+        lease: Lease | None = None,
+        standby_interval: float = 1.0,
     ) -> None:
         self.view = view
         self.projection = projection
         self.mapper = mapper
-        self.source = source
         self.batch_size = batch_size
         self.position = position
         self.error: str | None = None
         self.problem: str | None = None
         self._optimized_at = position
         self._on_progress = on_progress
+        self._lease = lease
+        self._standby_interval = standby_interval
+        self._open_source = source
+        # None while another process holds the view's lease and this one stands by.
+        self.source: Source | None = None if lease is not None else source(position)
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"aero-{view.name}-projection", daemon=True
@@ -288,14 +296,60 @@ class ViewRunner:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def projecting(self) -> bool:
+        """False while another process projects this view and this one stands by."""
+        return self.source is not None
+
+    def kick(self) -> None:
+        if self.source is not None:
+            self.source.kick()
+
     def stop(self) -> None:
         self._stop.set()
-        self.source.close()
+        if self.source is not None:
+            self.source.close()
 
     def join(self) -> None:
         self._thread.join(timeout=10)
 
+    def _take_over(self) -> bool:
+        """Stand by until this process holds the view's lease; False if stopped first."""
+        assert self._lease is not None
+        delay = self._standby_interval
+        while not self._stop.is_set():
+            try:
+                if self._lease.try_acquire():
+                    # The last holder moved the view on: start where it stopped.
+                    self.position = max(self.position, self.view.position())
+                    self.source = self._open_source(self.position)
+                    if self._stop.is_set():
+                        self.source.close()
+                        return False
+                    logger.info("%s view: this process projects it now", self.view.name)
+                    self._on_progress()
+                    return True
+                self.problem, delay = None, self._standby_interval
+            except TRANSIENT_ERRORS as e:
+                self.problem = f"{self.view.name} view: cannot take the projector lease: {e}"
+                logger.warning(self.problem)
+                delay = min(delay * 2, 5.0)
+            self._stop.wait(delay)
+        return False
+
     def _run(self) -> None:
+        try:
+            if self.source is None and not self._take_over():
+                return
+            self._project()
+        finally:
+            # Stopped, or stopped by an event it cannot process: another process may
+            # take the view over (and, on such an event, report it in its turn).
+            if self._lease is not None:
+                self._lease.release()
+
+    def _project(self) -> None:
+        assert self.source is not None
         pending: list[Notification] = []
         delay = 0.1
         while not self._stop.is_set():
@@ -445,8 +499,10 @@ class LiveReadModels:
     With ``process=True`` (the default) this process keeps the views up to
     date itself; with ``process=False`` it only reads, and a separate
     ``aero-auth project`` worker (``run_projector``) keeps them up to date.
-    Both may run at once: the views' locks and tracking keep each event
-    recorded once.
+    Of several processes that may project, one per view does, the holder of
+    the view's lease (projections/lease.py); the others stand by and read the
+    view's position from the database until they take over. Even two at once
+    stay correct: the views' locks and tracking keep each event recorded once.
     """
 
     def __init__(
@@ -456,9 +512,11 @@ class LiveReadModels:
         *,
         process: bool = True,
         batch_size: int = 500,
-        poll_interval: float = 0.2,
+        poll_interval: float = 0.05,
+        standby_interval: float = 1.0,
     ) -> None:
         self.app = app
+        self.standby_interval = standby_interval
         self.views = views
         self.process = process
         self.batch_size = batch_size
@@ -489,10 +547,12 @@ class LiveReadModels:
                     view,
                     PROJECTIONS[name](),
                     self.app.mapper,
-                    self._source(name, self._positions[name]),
+                    partial(self._source, name),
                     self.batch_size,
                     self._positions[name],
                     self._progressed,
+                    lease=projector_lease(view),
+                    standby_interval=self.standby_interval,
                 )
         for runner in self._runners.values():
             runner.start()
@@ -516,8 +576,12 @@ class LiveReadModels:
     def _progressed(self) -> None:
         with self._changed:
             for name, runner in self._runners.items():
-                self._positions[name] = runner.position
+                self._positions[name] = max(self._positions[name], runner.position)
             self._changed.notify_all()
+
+    def _elsewhere(self) -> bool:
+        """Whether another process keeps some view up to date, so positions are read."""
+        return not self.process or not all(r.projecting for r in self._runners.values())
 
     def _refresh(self) -> None:
         """Read the positions from the database: another process may be doing the work."""
@@ -549,16 +613,16 @@ class LiveReadModels:
                     return False
                 for name in behind:
                     if name in self._runners:
-                        self._runners[name].source.kick()
+                        self._runners[name].kick()
                 self._changed.wait(min(remaining, 0.05))
-            if not self.process:
+            if self._elsewhere():
                 self._refresh()
 
     def is_ready(self) -> bool:
         """Caught up with the store as it was at start, and no view stopped by an error."""
         if not self._started or any(r.stopped for r in self._runners.values()):
             return False
-        if not self.process:
+        if self._elsewhere():
             self._refresh()
         with self._changed:
             return all(p >= self._target for p in self._positions.values())
@@ -566,7 +630,8 @@ class LiveReadModels:
     def problems(self) -> list[str]:
         found = []
         for runner in self._runners.values():
-            found += [p for p in (runner.error, runner.problem, runner.source.problem) if p]
+            source_problem = runner.source.problem if runner.source is not None else None
+            found += [p for p in (runner.error, runner.problem, source_problem) if p]
         if self._refresh_problem:
             found.append(self._refresh_problem)
         return found
@@ -711,7 +776,7 @@ def run_projector(
     stop_event: threading.Event,
     *,
     batch_size: int = 500,
-    poll_interval: float = 0.2,
+    poll_interval: float = 0.05,
     views: Views | None = None,
 ) -> list[str]:
     """The ``aero-auth project`` worker: keep every view up to date until ``stop_event``.

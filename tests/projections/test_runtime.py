@@ -22,6 +22,7 @@ from domain.base import AeroAggregate
 from domain.credential import UnknownUserLogin, UserCredential
 from domain.environment import Environment
 from interfaces.settings import Settings
+from projections import runtime
 from projections.api import AuditQuery
 from projections.audit import RULES
 from projections.runtime import (
@@ -175,9 +176,26 @@ def test_the_live_view_serves_and_keeps_up_while_a_rebuild_runs(
     assert read_models.verify_audit_chain("acme").intact
 
 
+class EveryoneHolds:
+    """A projector lease every process holds at once, as after a lease's connection was lost."""
+
+    def try_acquire(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("leases", ["held by one", "held by all"])
 def test_two_projectors_and_a_reader_at_once_record_each_event_once(
-    app: AeroAuth, read_models: LiveReadModels, clock: FixedClock
+    app: AeroAuth,
+    read_models: LiveReadModels,
+    clock: FixedClock,
+    leases: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if leases == "held by all":
+        monkeypatch.setattr(runtime, "projector_lease", lambda view: EveryoneHolds())
     second = LiveReadModels.for_app(app, poll_interval=0.01)
     reader = LiveReadModels.for_app(app, process=False)
     second.start()
@@ -190,7 +208,9 @@ def test_two_projectors_and_a_reader_at_once_record_each_event_once(
         position = caught_up(app, read_models)
         assert second.wait_for(position, timeout=10)
         assert reader.wait_for(position, timeout=10)
-        assert reader.is_ready()
+        assert reader.is_ready() and second.is_ready()
+        projecting = [m._runners["audit"].projecting for m in (read_models, second)]
+        assert projecting == ([True, False] if leases == "held by one" else [True, True])
     finally:
         second.close()
         reader.close()
@@ -198,6 +218,33 @@ def test_two_projectors_and_a_reader_at_once_record_each_event_once(
     recorded = [e.position for e in read_models.export_audit(AuditQuery("acme"))]
     assert recorded == [n.id for n in app.recorder.select_notifications(0, 10_000)]
     assert read_models.verify_audit_chain("acme").intact
+
+
+def test_a_standing_by_process_takes_the_views_over_when_the_projecting_one_stops(
+    app: AeroAuth, clock: FixedClock
+) -> None:
+    first = LiveReadModels.for_app(app, poll_interval=0.01, standby_interval=0.05)
+    second = LiveReadModels.for_app(app, poll_interval=0.01, standby_interval=0.05)
+    first.start()
+    second.start()
+    try:
+        make_environment(app)
+        before = caught_up(app, first)
+        assert second.wait_for(before, timeout=10)
+        assert [r.projecting for r in second._runners.values()] == [False, False]
+
+        first.close()
+        app.create_user("acme", "bob", PASSWORD)
+        toggle_groups(app, clock, "acme", "bob", 5)
+        after = caught_up(app, second)
+        assert after > before
+        assert [r.projecting for r in second._runners.values()] == [True, True]
+        assert [e.position for e in second.export_audit(AuditQuery("acme"))] == [
+            n.id for n in app.recorder.select_notifications(0, 10_000)
+        ]
+        assert second.user("acme", "bob") is not None
+    finally:
+        second.close()
 
 
 @pytest.mark.slow
