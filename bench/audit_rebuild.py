@@ -11,7 +11,12 @@ AeroAuth), then in the same run:
 
 Target: rebuild events/s >= 0.5 x raw SELECT events/s.
 
+With --stages it then takes a rebuild apart: each stage run on its own over
+the same events, page by page, timed in CPU seconds of this process and in
+wall seconds (PostgreSQL's own work shows only in the latter).
+
     .venv/bin/python bench/audit_rebuild.py --store both --events 1000000
+    .venv/bin/python bench/audit_rebuild.py --store both --events 50000 --stages
 """
 
 from __future__ import annotations
@@ -19,7 +24,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -79,22 +87,157 @@ def measure(store: h.Store, args: argparse.Namespace) -> None:
         views = open_views(app)
         try:
             views.ensure()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             position = rebuild_view(app, views.audit, batch_size=args.batch)
             rebuild_seconds = time.perf_counter() - t0
-            entries = views.audit  # the live slot now holds every entry
+            rebuild_cpu = time.process_time() - c0
+            if args.stages:
+                stages = Stages(app, views.audit, args.batch, total)
+                stages.run()
         finally:
             views.close()
     assert raw == lib == total and position == total, (raw, lib, total, position)
-    del entries
     raw_rate, lib_rate = raw / raw_seconds, lib / lib_seconds
     rebuild_rate = total / rebuild_seconds
     print(f"[{kind}] raw SELECT: {raw:,} events in {raw_seconds:.2f} s = {raw_rate:,.0f}/s")
     print(f"[{kind}] library select_notifications: {lib_seconds:.2f} s = {lib_rate:,.0f}/s")
+    per_event = rebuild_cpu / total * 1e6
     print(f"[{kind}] audit rebuild (batch {args.batch}): {rebuild_seconds:.2f} s = "
-          f"{rebuild_rate:,.0f} events/s")  # fmt: skip
+          f"{rebuild_rate:,.0f} events/s, CPU {per_event:.1f} us/event")  # fmt: skip
     print(f"[{kind}] ratio rebuild / raw SELECT = {rebuild_rate / raw_rate:.2f} (target >= 0.5); "
           f"rebuild / library select = {rebuild_rate / lib_rate:.2f}")  # fmt: skip
+    if args.stages:
+        stages.report(kind, rebuild_cpu, rebuild_seconds)
+
+
+# ----- a rebuild taken apart -----
+
+
+class MemoryWriter:
+    """The audit writer's interface over dicts: the projection's work without a database."""
+
+    def __init__(self) -> None:
+        from projections.audit import GENESIS
+
+        self.genesis = GENESIS
+        self.owners: dict[UUID, Any] = {}
+        self.hashes: dict[str, str] = {}
+        self.entries: list[Any] = []
+        self.new_owners: list[tuple[UUID, Any]] = []
+
+    def owner(self, originator_id: UUID) -> Any:
+        return self.owners.get(originator_id)
+
+    def add_owner(self, originator_id: UUID, owner: Any) -> None:
+        self.owners[originator_id] = owner
+        self.new_owners.append((originator_id, owner))
+
+    def last_hash(self, environment: str) -> str:
+        return self.hashes.get(environment, self.genesis)
+
+    def append(self, entry: Any) -> None:
+        self.entries.append(entry)
+        self.hashes[entry.environment] = entry.hash
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> tuple[list[Any], list[tuple[UUID, Any]]]:
+        taken = self.entries, self.new_owners
+        self.entries, self.new_owners = [], []
+        return taken
+
+
+class Stages:
+    """Each stage of a rebuild on its own, over every event, a page at a time."""
+
+    def __init__(self, app: Any, view: Any, batch: int, total: int) -> None:
+        self.app, self.view, self.batch, self.total = app, view, batch, total
+        self.spent: dict[str, tuple[float, float]] = {}
+
+    def pages(self) -> Iterator[Sequence[Any]]:
+        after = 0
+        while True:
+            page = self.app.recorder.select_notifications(
+                start=after, limit=self.batch, inclusive_of_start=False
+            )
+            if not page:
+                return
+            yield page
+            after = page[-1].id
+
+    def timed(self, name: str, work: Callable[..., object], *args: Any) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        work(*args)
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        before = self.spent.get(name, (0.0, 0.0))
+        self.spent[name] = (before[0] + cpu, before[1] + wall)
+
+    def run(self) -> None:
+        from projections.audit import (
+            GENESIS,
+            AuditProjection,
+            EventDecoder,
+            entry_json,
+            link,
+            utc_text,
+        )
+
+        mapper = self.app.mapper
+        decoder, projection, memory = EventDecoder(mapper), AuditProjection(), MemoryWriter()
+
+        def decode(page: Sequence[Any]) -> None:
+            for notification in page:
+                decoder.decode(notification)
+
+        def map_events(page: Sequence[Any]) -> None:
+            for notification in page:
+                mapper.to_domain_event(notification)
+
+        def process(page: Sequence[Any]) -> None:
+            for notification in page:
+                projection.process(memory, notification, mapper)
+
+        def hashes(entries: list[Any]) -> None:
+            for e in entries:
+                content = entry_json(e.position, e.environment, utc_text(e.occurred_at), e.type,
+                                     e.username, e.actor, e.outcome, e.ip, e.user_agent, e.details)
+                link(GENESIS, content.encode())  # fmt: skip
+
+        self.timed("read: library select_notifications", lambda: sum(1 for _ in self.pages()))
+        for page in self.pages():
+            self.timed("(mapper.to_domain_event, as before)", map_events, page)
+            self.timed("decode: EventDecoder", decode, page)
+        spare = self.view.prepare_rebuild()
+        try:
+            for page in self.pages():
+                self.timed("process: event to chained entry", process, page)
+                entries, owners = memory.take()
+                self.timed("  of which canonical JSON, SHA-256", hashes, entries)
+                self.timed("write: rows, owners, head, tracking", self._write, spare,
+                           page[-1].id, entries, owners)  # fmt: skip
+            self.timed("index: build the slot's indexes", self.view.index_slot, spare)
+        finally:
+            self.view.drop_slot(spare)
+
+    def _write(self, slot: str, position: int, entries: list[Any], owners: list[Any]) -> None:
+        with self.view.transaction() as tx:
+            writer = self.view.writer(tx, slot)
+            for originator_id, owner in owners:
+                writer.add_owner(originator_id, owner)
+            for entry in entries:
+                writer.append(entry)
+            writer.flush()
+            tx.track(slot, position)
+
+    def report(self, kind: str, rebuild_cpu: float, rebuild_wall: float) -> None:
+        n = self.total
+        print(f"[{kind}] stages, each run alone over the {n:,} events "
+              f"(us per event: CPU of this process / wall):")  # fmt: skip
+        for name, (cpu, wall) in self.spent.items():
+            print(f"[{kind}]   {name:40s} {cpu / n * 1e6:6.2f} / {wall / n * 1e6:6.2f}")
+        print(f"[{kind}]   {'the rebuild itself':40s} {rebuild_cpu / n * 1e6:6.2f} / "
+              f"{rebuild_wall / n * 1e6:6.2f}")  # fmt: skip
 
 
 def main() -> None:
@@ -103,6 +246,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=1000, help="the rebuild's batch size")
+    parser.add_argument("--stages", action="store_true", help="also time each stage alone")
     args = parser.parse_args()
     h.header("audit view rebuild vs raw SELECT (benchmark 4)")
     for kind in h.stores(args.store):

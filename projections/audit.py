@@ -13,11 +13,20 @@ import json
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC
-from typing import Any
+from datetime import UTC, datetime
+from json.encoder import encode_basestring
+from typing import Any, NamedTuple
 from uuid import UUID
 
-from eventsourcing.persistence import Mapper, Notification
+import orjson
+from eventsourcing.persistence import (
+    DatetimeAsISO,
+    JSONTranscoder,
+    Mapper,
+    Notification,
+    Transcoding,
+)
+from eventsourcing.utils import resolve_topic
 
 from domain.credential import UnknownUserLogin, UserCredential
 from domain.environment import Environment
@@ -120,39 +129,154 @@ AUDIT_TYPES = tuple(sorted({rule.type for rule in RULES.values()}))
 
 
 def canonical(entry: AuditEntry) -> bytes:
-    """The entry's content as bytes that both databases and every rebuild reproduce exactly."""
-    content = {
-        "position": entry.position,
-        "environment": entry.environment,
-        "occurred_at": entry.occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "type": entry.type,
-        "username": entry.username,
-        "actor": entry.actor,
-        "outcome": entry.outcome,
-        "ip": entry.ip,
-        "user_agent": entry.user_agent,
-        "details": entry.details,
-    }
-    return canonical_json(content).encode()
+    """The entry's content as bytes that both databases and every rebuild reproduce exactly.
+
+    The JSON of ``{"position", "environment", "occurred_at", "type", "username",
+    "actor", "outcome", "ip", "user_agent", "details"}`` as ``canonical_json``
+    writes it, ``occurred_at`` in UTC with six fractional digits.
+    """
+    return entry_json(
+        entry.position,
+        entry.environment,
+        utc_text(entry.occurred_at),
+        entry.type,
+        entry.username,
+        entry.actor,
+        entry.outcome,
+        entry.ip,
+        entry.user_agent,
+        canonical_json(entry.details),
+    ).encode()
 
 
 def canonical_json(value: Any) -> str:
+    """``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``.
+
+    orjson writes strings, ints, booleans, null, lists and string-keyed objects
+    byte for byte as that call does (tests/projections/test_audit.py compares
+    every code point), several times faster. It writes floats differently
+    (0.00001 for 1e-05) and writes types that json.dumps refuses, so any other
+    value, and an int beyond 64 bits, goes through json.dumps itself.
+    """
+    if _json_native(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        except orjson.JSONEncodeError:
+            pass
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _json_native(value: Any) -> bool:
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind is list:
+        return all(type(item) in _SCALARS or _json_native(item) for item in value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or (type(item) not in _SCALARS and not _json_native(item)):
+                return False
+        return True
+    return False
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _json_value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if type(value) is str:
+        return encode_basestring(value)
+    return canonical_json(value)
+
+
+def entry_json(
+    position: int,
+    environment: str,
+    occurred_at: str,
+    entry_type: str,
+    username: str | None,
+    actor: str | None,
+    outcome: str,
+    ip: str | None,
+    user_agent: str | None,
+    details: str,
+) -> str:
+    """The canonical JSON of an entry whose details are canonical JSON already.
+
+    What ``canonical_json`` makes of the entry's content, written out: keys in
+    sorted order, each value as json.dumps writes it (``encode_basestring`` is
+    the function json.dumps itself uses for strings). The details are encoded
+    once, for the stored column and for the hash.
+    """
+    number = int.__repr__(position) if type(position) is int else canonical_json(position)
+    return (
+        f'{{"actor":{_json_value(actor)},"details":{details},'
+        f'"environment":{_json_value(environment)},"ip":{_json_value(ip)},'
+        f'"occurred_at":{_json_value(occurred_at)},"outcome":{_json_value(outcome)},'
+        f'"position":{number},"type":{_json_value(entry_type)},'
+        f'"user_agent":{_json_value(user_agent)},"username":{_json_value(username)}}}'
+    )
+
+
+def utc_text(at: datetime) -> str:
+    """``at`` in UTC as the chain hashes it, six fractional digits and a Z.
+
+    Equal to ``at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")``, at a third of the cost.
+    """
+    at = at.astimezone(UTC)
+    if at.year < 1000:  # strftime writes such years unpadded
+        return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 (faster than f"{:02d}")
+        at.year,
+        at.month,
+        at.day,
+        at.hour,
+        at.minute,
+        at.second,
+        at.microsecond,
+    )
+
+
+def link(previous: str, content: bytes) -> str:
+    """The hash of an entry whose canonical bytes are ``content``, after ``previous``."""
+    return hashlib.sha256(bytes.fromhex(previous) + content).hexdigest()
+
+
 def chain_hash(previous: str, entry: AuditEntry) -> str:
-    return hashlib.sha256(bytes.fromhex(previous) + canonical(entry)).hexdigest()
+    return link(previous, canonical(entry))
 
 
 # ----- the view's interface -----
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Owner:
-    """Whose aggregate an event belongs to: later events carry only the aggregate's id."""
+    """Whose aggregate an event belongs to: later events carry only the aggregate's id.
+
+    Fixed by the aggregate's first event and never changed, so a writer may
+    keep owners it has seen for as long as it likes.
+    """
 
     environment: str
     username: str | None
+
+
+class ChainedEntry(NamedTuple):
+    """An entry as the view stores it: details as canonical JSON, and its chain hash."""
+
+    position: int
+    environment: str
+    occurred_at: datetime
+    type: str
+    username: str | None
+    actor: str | None
+    outcome: str
+    ip: str | None
+    user_agent: str | None
+    details: str
+    hash: str
 
 
 class AuditWriter(Writer):
@@ -167,7 +291,7 @@ class AuditWriter(Writer):
         """The hash of the environment's latest entry, GENESIS before the first."""
 
     @abstractmethod
-    def append(self, entry: AuditEntry, hash: str) -> None: ...
+    def append(self, entry: ChainedEntry) -> None: ...
 
 
 class AuditView(ViewStore):
@@ -194,13 +318,132 @@ class AuditView(ViewStore):
         """Position and hash of the environment's latest entry, as last written."""
 
 
+# ----- reading events -----
+
+
+class EventDecoder:
+    """Decodes stored events into the objects the mapper would give, in half the time.
+
+    The mapper parses with json's object hook, one Python call for every JSON
+    object; a rebuild spent a third of its time there. This parses the same
+    bytes with orjson and revives the transcoder's custom types (``{"_type_":
+    name, "_data_": data}``, innermost first like the object hook) with the
+    transcoder's own transcodings, then builds the event as the mapper does,
+    so every attribute is the value the mapper would give. Whatever it cannot
+    vouch for goes the mapper's way: a cipher or compressor, another mapper or
+    transcoder class, an event class that upcasts, an id that is not a UUID,
+    JSON that orjson refuses (NaN) or reads differently (it makes floats of
+    ints beyond 64 bits, so any float goes the mapper's way), an unknown custom
+    type.
+    """
+
+    def __init__(self, mapper: Mapper[UUID]) -> None:
+        self.mapper = mapper
+        transcoder = mapper.transcoder
+        self._names: dict[str, Callable[[Any], Any]] | None = None
+        if (
+            type(mapper) is Mapper
+            and type(transcoder) is JSONTranscoder
+            and mapper.cipher is None
+            and mapper.compressor is None
+        ):
+            self._names = {name: _decoding(t) for name, t in transcoder.names.items()}
+        self._classes: dict[str, type[Any] | None] = {}
+
+    def decode(self, notification: Notification) -> Any:
+        topic = notification.topic
+        if topic in self._classes:
+            cls = self._classes[topic]
+        else:
+            cls = self._classes[topic] = self._direct_class(topic)
+        names = self._names
+        if names is None or cls is None or type(notification.originator_id) is not UUID:
+            return self.mapper.to_domain_event(notification)
+        state = _parse(notification.state, names)
+        if state is None:
+            return self.mapper.to_domain_event(notification)
+        state["originator_id"] = notification.originator_id
+        state["originator_version"] = notification.originator_version
+        event = object.__new__(cls)
+        object.__setattr__(event, "__dict__", state)
+        return event
+
+    @staticmethod
+    def _direct_class(topic: str) -> type[Any] | None:
+        """The topic's event class, unless the mapper has to upcast its events."""
+        try:
+            cls = resolve_topic(topic)
+        except Exception:
+            return None  # the mapper will say why
+        return cls if getattr(cls, "class_version", 1) == 1 else None
+
+
+def _parse(data: bytes, names: dict[str, Callable[[Any], Any]]) -> dict[str, Any] | None:
+    """The event state as the object hook would leave it, or None to leave it to the mapper."""
+    try:
+        state = orjson.loads(data)
+        if type(state) is not dict or "class_version" in state or _is_custom(state):
+            return None
+        for key, value in state.items():
+            if type(value) in _REVIVED:
+                state[key] = _revive(value, names)
+    except Exception:
+        return None  # the mapper raises its own error if the state really is broken
+    return state
+
+
+def _decoding(transcoding: Transcoding) -> Callable[[Any], Any]:
+    # DatetimeAsISO.decode asserts a string and calls fromisoformat, which fails
+    # on anything else too; the method call costs a third of an event's decoding.
+    if type(transcoding) is DatetimeAsISO:
+        return datetime.fromisoformat
+    return transcoding.decode
+
+
+def _is_custom(value: dict[str, Any]) -> bool:
+    return len(value) == 2 and "_type_" in value and "_data_" in value
+
+
+def _revive(value: Any, names: dict[str, Callable[[Any], Any]]) -> Any:
+    """What json's object hook makes of a parsed list or object, innermost first."""
+    if type(value) is float:
+        raise _NotExact(value)
+    if type(value) is list:
+        return [_revive(item, names) if type(item) in _REVIVED else item for item in value]
+    if _is_custom(value):
+        data = value["_data_"]
+        if type(data) in _REVIVED:
+            data = _revive(data, names)
+        # A "_type_" that is not a string fails here as it fails in the hook.
+        return names[value["_type_"]](data)
+    return {
+        key: _revive(item, names) if type(item) in _REVIVED else item
+        for key, item in value.items()
+    }
+
+
+class _NotExact(ValueError):
+    """A parsed value that may not be what json.loads makes of the same text."""
+
+
+# The parsed values _revive looks at: containers, and floats that may be ints.
+_REVIVED = frozenset({dict, list, float})
+
+
 # ----- the projection -----
 
 
 class AuditProjection:
-    """Turns each event into one entry of its environment's chain."""
+    """Turns each event into one entry of its environment's chain.
+
+    The live runners and a rebuild both come through ``process``, so a rebuilt
+    slot holds the very rows and hashes the live one does.
+    """
 
     view = "audit"
+
+    def __init__(self) -> None:
+        self._decoder: EventDecoder | None = None
 
     def process(
         self, writer: AuditWriter, notification: Notification, mapper: Mapper[UUID]
@@ -208,21 +451,40 @@ class AuditProjection:
         rule = RULES.get(notification.topic)
         if rule is None:
             raise UnknownTopicError(f"no audit rule for topic {notification.topic!r}")
-        event: Any = mapper.to_domain_event(notification)
+        decoder = self._decoder
+        if decoder is None or decoder.mapper is not mapper:
+            decoder = self._decoder = EventDecoder(mapper)
+        event = decoder.decode(notification)
         owner = self._owner(writer, notification.topic, event)
-        entry = AuditEntry(
-            position=notification.id,
-            occurred_at=event.timestamp.astimezone(UTC),
-            type=rule.type,
-            environment=owner.environment,
-            username=owner.username,
-            actor=event.actor,
-            outcome=rule.outcome,
-            ip=event.ip,
-            user_agent=event.user_agent,
-            details=rule.details(event),
+        occurred_at = event.timestamp.astimezone(UTC)
+        details = canonical_json(rule.details(event))
+        content = entry_json(
+            notification.id,
+            owner.environment,
+            utc_text(occurred_at),
+            rule.type,
+            owner.username,
+            event.actor,
+            rule.outcome,
+            event.ip,
+            event.user_agent,
+            details,
         )
-        writer.append(entry, chain_hash(writer.last_hash(owner.environment), entry))
+        writer.append(
+            ChainedEntry(
+                notification.id,
+                owner.environment,
+                occurred_at,
+                rule.type,
+                owner.username,
+                event.actor,
+                rule.outcome,
+                event.ip,
+                event.user_agent,
+                details,
+                link(writer.last_hash(owner.environment), content.encode()),
+            )
+        )
 
     @staticmethod
     def _owner(writer: AuditWriter, topic: str, event: Any) -> Owner:

@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import json
+from functools import cached_property
 from typing import Any, ClassVar
 from uuid import UUID
 
 from domain.rules import username_key
 from projections.api import AuditEntry, AuditQuery
-from projections.audit import GENESIS, AuditView, AuditWriter, Owner, canonical_json
+from projections.audit import GENESIS, AuditView, AuditWriter, ChainedEntry, Owner
 from projections.store import PostgresStore, Raw, SQLiteStore, Transaction, sql
 
 _COLUMNS = Raw(
     "position, environment, occurred_at, type, username, actor, outcome, ip, user_agent, details"
+)
+# The main table's columns in the order SqlAuditWriter writes them, with their types.
+_ENTRY_COLUMNS = (
+    ("position", "bigint"),
+    ("environment", "text"),
+    ("occurred_at", "time"),
+    ("type", "text"),
+    ("username", "text"),
+    ("username_key", "text"),
+    ("actor", "text"),
+    ("outcome", "text"),
+    ("ip", "text"),
+    ("user_agent", "text"),
+    ("details", "text"),
+    ("hash", "text"),
 )
 
 
@@ -39,15 +55,6 @@ class SqlAuditView(AuditView):
                 "ip TEXT, user_agent TEXT, details TEXT NOT NULL, hash TEXT NOT NULL)",
                 **names,
             ),
-            # Every filter of API.md starts with the environment and pages by position.
-            sql("CREATE INDEX {t}_env ON {t} (environment, position)", **names),
-            sql("CREATE INDEX {t}_user ON {t} (environment, username_key, position)", **names),
-            sql(
-                "CREATE INDEX {t}_user_time ON {t} (environment, username_key, occurred_at)",
-                **names,
-            ),
-            sql("CREATE INDEX {t}_type ON {t} (environment, type, position)", **names),
-            sql("CREATE INDEX {t}_time ON {t} (environment, occurred_at)", **names),
             sql(
                 "CREATE TABLE {t}_chain (environment TEXT PRIMARY KEY, "
                 "position {bigint} NOT NULL, hash TEXT NOT NULL)",
@@ -59,6 +66,24 @@ class SqlAuditView(AuditView):
                 **names,
             ),
         ]
+
+    def slot_indexes(self, slot: str) -> list[str]:
+        names = {"t": self.table(slot)}
+        return [
+            # Every filter of API.md starts with the environment and pages by position.
+            sql("CREATE INDEX {t}_env ON {t} (environment, position)", **names),
+            sql("CREATE INDEX {t}_user ON {t} (environment, username_key, position)", **names),
+            sql(
+                "CREATE INDEX {t}_user_time ON {t} (environment, username_key, occurred_at)",
+                **names,
+            ),
+            sql("CREATE INDEX {t}_type ON {t} (environment, type, position)", **names),
+            sql("CREATE INDEX {t}_time ON {t} (environment, occurred_at)", **names),
+        ]
+
+    @cached_property
+    def owner_cache(self) -> OwnerCache:
+        return OwnerCache()
 
     def writer(self, tx: Transaction, slot: str) -> SqlAuditWriter:
         return SqlAuditWriter(self, tx.cursor, slot)
@@ -124,21 +149,46 @@ class SqlAuditView(AuditView):
         )
 
 
+class OwnerCache:
+    """Owners already looked up or added, shared by a view's writers.
+
+    An owner is fixed by its aggregate's first event, so a cached one stays
+    right whatever slot or transaction asks (even one that rolled back: the
+    event that made it is processed again before any event that needs it).
+    Without the cache a rebuild reads the owners table once per user per
+    batch. Bounded: past ``limit`` entries it starts afresh.
+    """
+
+    limit = 50_000
+
+    def __init__(self) -> None:
+        self._owners: dict[UUID, Owner] = {}
+
+    def get(self, originator_id: UUID) -> Owner | None:
+        return self._owners.get(originator_id)
+
+    def put(self, originator_id: UUID, owner: Owner) -> None:
+        if len(self._owners) >= self.limit:
+            self._owners = {}
+        self._owners[originator_id] = owner
+
+
 class SqlAuditWriter(AuditWriter):
-    """Buffers a batch's entries and writes them with one executemany on flush."""
+    """Buffers a batch's entries and writes them in bulk on flush."""
 
     def __init__(self, view: SqlAuditView, cursor: Any, slot: str) -> None:
         self.view = view
         self.cursor = cursor
         self.table = view.table(slot)
+        self._owners = view.owner_cache
         self._rows: list[tuple[Any, ...]] = []
         self._hashes: dict[str, str] = {}
         self._heads: dict[str, tuple[int, str]] = {}
-        self._owners: dict[UUID, Owner] = {}
         self._new_owners: list[tuple[str, str, str | None]] = []
 
     def owner(self, originator_id: UUID) -> Owner | None:
-        if originator_id not in self._owners:
+        found = self._owners.get(originator_id)
+        if found is None:
             self.view.execute(
                 self.cursor,
                 sql(
@@ -150,11 +200,12 @@ class SqlAuditWriter(AuditWriter):
             row = self.cursor.fetchone()
             if row is None:
                 return None
-            self._owners[originator_id] = Owner(row["environment"], row["username"])
-        return self._owners[originator_id]
+            found = Owner(row["environment"], row["username"])
+            self._owners.put(originator_id, found)
+        return found
 
     def add_owner(self, originator_id: UUID, owner: Owner) -> None:
-        self._owners[originator_id] = owner
+        self._owners.put(originator_id, owner)
         self._new_owners.append((str(originator_id), owner.environment, owner.username))
 
     def last_hash(self, environment: str) -> str:
@@ -168,25 +219,26 @@ class SqlAuditWriter(AuditWriter):
             self._hashes[environment] = GENESIS if row is None else str(row["hash"])
         return self._hashes[environment]
 
-    def append(self, entry: AuditEntry, hash: str) -> None:
+    def append(self, entry: ChainedEntry) -> None:
+        username = entry.username
         self._rows.append(
             (
                 entry.position,
                 entry.environment,
                 self.view.time_to_db(entry.occurred_at),
                 entry.type,
-                entry.username,
-                None if entry.username is None else username_key(entry.username),
+                username,
+                None if username is None else username_key(username),
                 entry.actor,
                 entry.outcome,
                 entry.ip,
                 entry.user_agent,
-                canonical_json(entry.details),
-                hash,
+                entry.details,
+                entry.hash,
             )
         )
-        self._hashes[entry.environment] = hash
-        self._heads[entry.environment] = (entry.position, hash)
+        self._hashes[entry.environment] = entry.hash
+        self._heads[entry.environment] = (entry.position, entry.hash)
 
     def flush(self) -> None:
         view, cursor = self.view, self.cursor
@@ -194,16 +246,7 @@ class SqlAuditWriter(AuditWriter):
             statement = sql("INSERT INTO {t}_owners VALUES (?, ?, ?)", t=self.table)
             view.executemany(cursor, statement, self._new_owners)
         if self._rows:
-            view.executemany(
-                cursor,
-                sql(
-                    "INSERT INTO {t} (position, environment, occurred_at, type, username, "
-                    "username_key, actor, outcome, ip, user_agent, details, hash) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    t=self.table,
-                ),
-                self._rows,
-            )
+            view.append_rows(cursor, self.table, _ENTRY_COLUMNS, self._rows)
         if self._heads:
             view.executemany(
                 cursor,

@@ -18,6 +18,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from time import monotonic
@@ -724,17 +725,13 @@ def rebuild_view(
         spare = view.prepare_rebuild()
         try:
             position = 0
-            while True:
-                batch = app.recorder.select_notifications(
-                    start=position, limit=batch_size, inclusive_of_start=False
-                )
+            for batch in _pages(app.recorder, batch_size):
                 if batch:
                     position = process_batch(view, projection, app.mapper, batch, slot=spare)
                 if progress is not None:
                     last = app.recorder.max_notification_id() or 0
                     progress(position, max(last, position))
-                if len(batch) < batch_size:
-                    break
+            view.index_slot(spare)
             position, old = _switch(app, view, projection, spare, batch_size)
         except BaseException:
             try:
@@ -746,6 +743,35 @@ def rebuild_view(
         view.optimize()
         logger.info("rebuilt the %s view up to position %d", view.name, position)
         return position
+
+
+def _pages(recorder: ApplicationRecorder, size: int) -> Iterator[Sequence[Notification]]:
+    """Every notification from position 0, ``size`` at a time, ending with a short page.
+
+    From a PostgreSQL server the next page is read in a thread while the
+    caller processes this one: psycopg lets go of the GIL while the server
+    works. SQLite does its work in this process, and a reading thread there
+    costs more in contention for the GIL than it saves (bench/audit_rebuild.py).
+    """
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
+    def read(after: int) -> Sequence[Notification]:
+        return recorder.select_notifications(start=after, limit=size, inclusive_of_start=False)
+
+    if not isinstance(recorder, PostgresApplicationRecorder):
+        page = read(0)
+        while len(page) == size:
+            yield page
+            page = read(page[-1].id)
+        yield page
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aero-rebuild-read") as reader:
+        page = read(0)
+        while len(page) == size:
+            following = reader.submit(read, page[-1].id)
+            yield page
+            page = following.result()
+        yield page
 
 
 def _switch(
