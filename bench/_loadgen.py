@@ -18,6 +18,7 @@ Modes:
   per user (SECURITY.md 5).
 - ``code``: the code step alone, one prepared (username, login token) each.
 - ``bare``: POST the baseline endpoint with a row id per iteration.
+- ``get``: GET ``path``, for the cost of a request itself.
 
 Not run directly by people: the benchmark scripts start it.
 """
@@ -206,7 +207,14 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
             return False
         return True
 
-    action = {"full": full, "code": code, "bare": bare}[mode]
+    async def get(client: Any) -> bool:
+        r = await client.get(config["path"])
+        if r.status_code != 200:
+            errors[f"GET {r.status_code}: {r.text[:80]}"] += 1
+            return False
+        return True
+
+    action = {"full": full, "code": code, "bare": bare, "get": get}[mode]
     ok = 0
     kind = config.get("client", "raw")
     client_cm: Any = (

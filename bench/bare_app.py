@@ -102,6 +102,10 @@ def create_app() -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/healthz-async")
+    async def healthz_async() -> dict[str, str]:
+        return {"status": "ok"}
+
     @app.get("/readyz")
     def readyz() -> dict[str, str]:
         return {"status": "ok"}

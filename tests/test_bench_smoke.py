@@ -17,7 +17,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = {
     "login_throughput.py": (
         ["--seconds", "1", "--users", "60", "--concurrency", "4"],
-        ["verifies/s", "logins/s", "projection lag", "ratio"],
+        ["verifies/s", "logins/s", "CPU per login", "projection lag", "ratio, median"],
+    ),
+    "login_breakdown.py": (
+        ["--verifies", "2", "--logins", "20", "--seconds", "0.5"],
+        ["argon2id verify", "application", "bare FastAPI, sync", "aero-auth /healthz",
+         "full login over HTTP"],
     ),
     "code_step.py": (
         ["--seconds", "1", "--users", "150", "--concurrency", "4", "--history", "150",
