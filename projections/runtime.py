@@ -14,7 +14,6 @@ import base64
 import binascii
 import json
 import logging
-import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -177,80 +176,64 @@ class PollingSource:
         self._kick.set()
 
 
-class SubscriptionSource:
-    """PostgreSQL: the library's LISTEN/NOTIFY subscription, queued so batches can be taken.
+class ListeningSource:
+    """PostgreSQL: select after the last position seen; when nothing is new, wait for the
+    NOTIFY that eventsourcing sends with every insert, on a connection of its own.
 
-    A failed subscription (server restart, lost connection) is opened again
-    after the last notification it delivered.
+    One thread, the runner's, does both: no thread hand-offs per event (the
+    library's subscription takes three threads per subscriber), and whatever
+    committed while a batch was being recorded comes in the next select, so
+    batches grow with the load. LISTEN starts before the first select, so no
+    commit goes unnoticed between a select and the wait.
     """
 
-    def __init__(self, recorder: ApplicationRecorder, after: int, name: str) -> None:
+    def __init__(self, recorder: ApplicationRecorder, after: int) -> None:
+        from eventsourcing.postgres import PostgresApplicationRecorder
+
+        assert isinstance(recorder, PostgresApplicationRecorder)
         self._recorder = recorder
         self._after = after
-        self._queue: queue.Queue[Notification] = queue.Queue(maxsize=10_000)
-        self._closed = threading.Event()
-        self._lock = threading.Lock()
-        self._subscription: Any = None
-        self.problem: str | None = None
-        self._thread = threading.Thread(
-            target=self._feed, name=f"aero-{name}-subscription", daemon=True
+        pool_kwargs = recorder.datastore.pool.kwargs
+        assert isinstance(pool_kwargs, dict)
+        self._connect_kwargs = {k: v for k, v in pool_kwargs.items() if k != "row_factory"}
+        self._listen = psycopg.sql.SQL("LISTEN {0}").format(
+            psycopg.sql.Identifier(recorder.channel_name)
         )
-        self._thread.start()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._closed = False
+        self.problem: str | None = None
+        self._listening()
 
-    def _feed(self) -> None:
-        delay = 0.1
-        while not self._closed.is_set():
-            try:
-                subscription = self._recorder.subscribe(gt=self._after)
-                with self._lock:
-                    self._subscription = subscription
-                if self._closed.is_set():
-                    subscription.stop()
-                with subscription:
-                    for notification in subscription:
-                        if not self._put(notification):
-                            return
-                        self._after = notification.id
-                        self.problem, delay = None, 0.1
-            except Exception as e:
-                if self._closed.is_set():
-                    return
-                self.problem = f"subscription failed, retrying: {type(e).__name__}: {e}"
-                logger.warning(self.problem)
-                self._closed.wait(delay)
-                delay = min(delay * 2, 5.0)
-
-    def _put(self, notification: Notification) -> bool:
-        while not self._closed.is_set():
-            try:
-                self._queue.put(notification, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def _listening(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            conn = psycopg.connect(**self._connect_kwargs, autocommit=True)
+            conn.execute(self._listen)
+            self._conn = conn
+        return self._conn
 
     def next_batch(self, limit: int, timeout: float) -> list[Notification]:
-        try:
-            batch = [self._queue.get(timeout=timeout)]
-        except queue.Empty:
+        conn = self._listening()
+        batch = self._recorder.select_notifications(
+            start=self._after, limit=limit, inclusive_of_start=False
+        )
+        if not batch and not self._closed:
+            # Any NOTIFY queued meanwhile ends the wait at once; its events are
+            # then taken by the next call's select.
+            for _ in conn.notifies(timeout=timeout, stop_after=1):
+                pass
             return []
-        while len(batch) < limit:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return batch
+        if batch:
+            self._after = batch[-1].id
+        return list(batch)
 
     def kick(self) -> None:
-        """Nothing to do: the database notifies the subscription."""
+        """Nothing to do: every insert notifies the channel, and a wait lasts ``timeout``."""
 
     def close(self) -> None:
-        self._closed.set()
-        with self._lock:
-            subscription = self._subscription
-        if subscription is not None:
-            subscription.stop()
-        self._thread.join(timeout=10)
+        """From the thread that takes the batches, once it has taken its last."""
+        self._closed = True
+        if self._conn is not None:
+            self._conn.close()
 
 
 # ----- runners -----
@@ -309,7 +292,7 @@ class ViewRunner:
     def stop(self) -> None:
         self._stop.set()
         if self.source is not None:
-            self.source.close()
+            self.source.kick()  # a polling source's wait ends now; the thread closes it
 
     def join(self) -> None:
         self._thread.join(timeout=10)
@@ -342,7 +325,11 @@ class ViewRunner:
         try:
             if self.source is None and not self._take_over():
                 return
-            self._project()
+            try:
+                self._project()
+            finally:
+                assert self.source is not None
+                self.source.close()
         finally:
             # Stopped, or stopped by an event it cannot process: another process may
             # take the view over (and, on such an event, report it in its turn).
@@ -571,7 +558,7 @@ class LiveReadModels:
         from eventsourcing.postgres import PostgresApplicationRecorder
 
         if isinstance(self.app.recorder, PostgresApplicationRecorder):
-            return SubscriptionSource(self.app.recorder, after, name)
+            return ListeningSource(self.app.recorder, after)
         return PollingSource(self.app.recorder, after, self.poll_interval)
 
     def _progressed(self) -> None:

@@ -319,3 +319,28 @@ def _until_caught_up(views: Views, total: int) -> None:
     while min(view.position() for view in views.all().values()) < total:
         assert time.monotonic() < deadline, "the restarted projector did not catch up"
         time.sleep(0.05)
+
+
+def test_the_views_catch_up_after_their_listening_connections_are_cut(
+    app: AeroAuth, read_models: LiveReadModels, database: DatabaseUnderTest
+) -> None:
+    if database.kind != "postgres":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite sources poll")
+    import psycopg
+
+    from tests.conftest import PG_HOST, PG_PORT, PG_USER
+
+    make_environment(app)
+    caught_up(app, read_models)
+    with psycopg.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=database.pg_dbname, autocommit=True
+    ) as conn:
+        cut = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+        ).fetchall()
+    assert len(cut) == 2  # one per view
+
+    app.create_user("acme", "bob", PASSWORD)
+    caught_up(app, read_models)
+    assert read_models.user("acme", "bob") is not None
