@@ -321,11 +321,12 @@ def _until_caught_up(views: Views, total: int) -> None:
         time.sleep(0.05)
 
 
+# LISTEN/NOTIFY is PostgreSQL's; SQLite sources poll.
+@pytest.mark.postgres
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
 def test_the_views_catch_up_after_their_listening_connections_are_cut(
     app: AeroAuth, read_models: LiveReadModels, database: DatabaseUnderTest
 ) -> None:
-    if database.kind != "postgres":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite sources poll")
     import psycopg
 
     from tests.conftest import PG_HOST, PG_PORT, PG_USER
