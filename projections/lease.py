@@ -31,7 +31,30 @@ class Lease(Protocol):
     def try_acquire(self) -> bool:
         """True if this process now holds the lease (or already did)."""
 
+    def held(self) -> bool:
+        """Whether the lease is still this process's (a database session can end)."""
+
     def release(self) -> None: ...
+
+
+# The lease's session and the views' LISTEN connections sit idle for long: both
+# ends probe the connection, so that a dead holder's lease is freed in about half
+# a minute, not after the kernel's two hours, and a connect gives up in 10 s.
+CONNECTION_OPTIONS: dict[str, Any] = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "options": "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 "
+    "-c tcp_keepalives_count=3",
+}
+
+
+def connection_options(pool_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """psycopg.connect arguments for a long-lived connection beside a datastore's pool."""
+    kwargs = {k: v for k, v in pool_kwargs.items() if k != "row_factory"}
+    return {**kwargs, **CONNECTION_OPTIONS}
 
 
 class FileLease:
@@ -53,6 +76,9 @@ class FileLease:
         self._fd = fd
         return True
 
+    def held(self) -> bool:
+        return self._fd is not None  # a flock lasts as long as its descriptor
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor lets go of the flock
@@ -65,28 +91,42 @@ class AdvisoryLease:
     def __init__(self, connect: Any, key: int) -> None:
         self._connect = connect
         self.key = key
+        # One connection, kept while standing by too, so a retry is a query only.
         self._conn: psycopg.Connection[Any] | None = None
+        self._holding = False
 
     def try_acquire(self) -> bool:
-        if self._conn is not None:
+        if self._holding:
             return True
-        conn = self._connect()
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = self._connect()
         try:
-            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
+            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
         except BaseException:
-            conn.close()
+            self._discard()
             raise
-        if not row or not row[0]:
-            conn.close()
+        self._holding = bool(row and row[0])
+        return self._holding
+
+    def held(self) -> bool:
+        if not self._holding or self._conn is None:
             return False
-        self._conn = conn
+        try:
+            self._conn.execute("SELECT 1")
+        except psycopg.Error:
+            # The session is gone, and the lock with it: another process may hold it now.
+            self._discard()
+            return False
         return True
 
     def release(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
+        self._discard()  # the session ends, and its advisory locks with it
+
+    def _discard(self) -> None:
+        conn, self._conn, self._holding = self._conn, None, False
+        if conn is not None:
             try:
-                conn.close()  # the session ends, and its advisory locks with it
+                conn.close()
             except psycopg.Error:
                 logger.warning("closing the projector lease's connection failed", exc_info=True)
 
@@ -98,7 +138,7 @@ def projector_lease(view: ViewStore) -> Lease:
         # The connection arguments of the view's pool (eventsourcing passes a dict).
         pool_kwargs = view.datastore.pool.kwargs
         assert isinstance(pool_kwargs, dict)
-        kwargs = {k: v for k, v in pool_kwargs.items() if k != "row_factory"}
+        kwargs = connection_options(pool_kwargs)
 
         def connect() -> psycopg.Connection[Any]:
             return psycopg.connect(**kwargs, autocommit=True)

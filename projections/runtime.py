@@ -16,6 +16,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -48,7 +49,7 @@ from projections.api import (
 )
 from projections.audit import AuditProjection, AuditView, export, verify_chain
 from projections.directory import DirectoryProjection, DirectoryView
-from projections.lease import Lease, projector_lease
+from projections.lease import Lease, connection_options, projector_lease
 from projections.store import ViewStore, Writer, sibling_path
 
 logger = logging.getLogger("aero_auth.projections")
@@ -195,7 +196,7 @@ class ListeningSource:
         self._after = after
         pool_kwargs = recorder.datastore.pool.kwargs
         assert isinstance(pool_kwargs, dict)
-        self._connect_kwargs = {k: v for k, v in pool_kwargs.items() if k != "row_factory"}
+        self._connect_kwargs = connection_options(pool_kwargs)
         self._listen = psycopg.sql.SQL("LISTEN {0}").format(
             psycopg.sql.Identifier(recorder.channel_name)
         )
@@ -204,19 +205,31 @@ class ListeningSource:
         self.problem: str | None = None
         self._listening()
 
-    def _listening(self) -> psycopg.Connection[Any]:
+    def _listening(self) -> psycopg.Connection[Any] | None:
+        """The LISTEN connection, opened again if it was lost; None while it cannot be."""
         if self._conn is None or self._conn.closed or self._conn.broken:
-            conn = psycopg.connect(**self._connect_kwargs, autocommit=True)
-            conn.execute(self._listen)
-            self._conn = conn
+            try:
+                conn = psycopg.connect(**self._connect_kwargs, autocommit=True)
+                conn.execute(self._listen)
+            except psycopg.Error as e:
+                # The pool may still work (max_connections reached, say): select on,
+                # and wait out the timeout instead of a NOTIFY.
+                self.problem = f"cannot LISTEN, polling instead: {type(e).__name__}: {e}"
+                logger.warning(self.problem)
+                return None
+            self._conn, self.problem = conn, None
         return self._conn
 
     def next_batch(self, limit: int, timeout: float) -> list[Notification]:
+        # LISTEN before the select, so that no commit between the two goes unnoticed.
         conn = self._listening()
         batch = self._recorder.select_notifications(
             start=self._after, limit=limit, inclusive_of_start=False
         )
         if not batch and not self._closed:
+            if conn is None:
+                time.sleep(timeout)
+                return []
             # Any NOTIFY queued meanwhile ends the wait at once; its events are
             # then taken by the next call's select.
             for _ in conn.notifies(timeout=timeout, stop_after=1):
@@ -323,25 +336,42 @@ class ViewRunner:
 
     def _run(self) -> None:
         try:
-            if self.source is None and not self._take_over():
-                return
-            try:
-                self._project()
-            finally:
-                assert self.source is not None
-                self.source.close()
+            while not self._stop.is_set():
+                if self.source is None and not self._take_over():
+                    return
+                try:
+                    lost = self._project()
+                finally:
+                    assert self.source is not None
+                    self.source.close()
+                if not lost:
+                    return
+                logger.warning("%s view: lost the projector lease; standing by", self.view.name)
+                self.source = None
+        except Exception as e:
+            # Not an event it cannot process (that stops in _project): say so, or the
+            # runner would look like one standing by, with nobody projecting.
+            self.error = f"{self.view.name} view stopped: {type(e).__name__}: {e}"
+            logger.exception(self.error)
+            self._on_progress()
         finally:
             # Stopped, or stopped by an event it cannot process: another process may
             # take the view over (and, on such an event, report it in its turn).
             if self._lease is not None:
                 self._lease.release()
 
-    def _project(self) -> None:
+    def _project(self) -> bool:
+        """Record batches until stopped; True if the lease was lost meanwhile."""
         assert self.source is not None
         pending: list[Notification] = []
         delay = 0.1
+        checked = monotonic()
         while not self._stop.is_set():
             try:
+                if self._lease is not None and monotonic() - checked >= self._standby_interval:
+                    checked = monotonic()
+                    if not self._lease.held():
+                        return True
                 if not pending:
                     pending = self.source.next_batch(self.batch_size, timeout=0.1)
                 if pending:
@@ -350,7 +380,7 @@ class ViewRunner:
                 self.problem, delay = None, 0.1
             except UnprocessableEventError as e:
                 self._fail_at(e, pending)
-                return
+                return False
             except TRANSIENT_ERRORS as e:
                 self.problem = f"{self.view.name} view: database error, retrying: {e}"
                 logger.warning(self.problem)
@@ -363,7 +393,8 @@ class ViewRunner:
                 )
                 logger.exception(self.error)
                 self._on_progress()
-                return
+                return False
+        return False
 
     def _fail_at(self, error: UnprocessableEventError, batch: list[Notification]) -> None:
         # Keep what precedes the bad event, so the view stops exactly before it.

@@ -345,3 +345,52 @@ def test_the_views_catch_up_after_their_listening_connections_are_cut(
     app.create_user("acme", "bob", PASSWORD)
     caught_up(app, read_models)
     assert read_models.user("acme", "bob") is not None
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+def test_a_holder_whose_lease_session_ends_stands_by_and_one_process_projects_on(
+    app: AeroAuth, clock: FixedClock, database: DatabaseUnderTest
+) -> None:
+    import psycopg
+
+    from tests.conftest import PG_HOST, PG_PORT, PG_USER
+
+    first = LiveReadModels.for_app(app, poll_interval=0.01, standby_interval=0.05)
+    second = LiveReadModels.for_app(app, poll_interval=0.01, standby_interval=0.05)
+    first.start()
+    second.start()
+    try:
+        make_environment(app)
+        caught_up(app, first)
+        assert [r.projecting for r in first._runners.values()] == [True, True]
+        with psycopg.connect(
+            host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=database.pg_dbname, autocommit=True
+        ) as conn:
+            ended = conn.execute(
+                "SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
+                "JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND a.state = 'idle' "
+                "AND a.datname = current_database()"
+            ).fetchall()
+        assert len(ended) == 2  # the two views' leases
+
+        def one_projects_each_view() -> bool:
+            return all(
+                [first._runners[n].projecting, second._runners[n].projecting].count(True) == 1
+                for n in ("audit", "directory")
+            )
+
+        _eventually(one_projects_each_view)
+        app.create_user("acme", "bob", PASSWORD)
+        toggle_groups(app, clock, "acme", "bob", 5)
+        position = caught_up(app, first)
+        assert second.wait_for(position, timeout=10)
+        assert [e.position for e in first.export_audit(AuditQuery("acme"))] == [
+            n.id for n in app.recorder.select_notifications(0, 10_000)
+        ]
+        assert first.verify_audit_chain("acme").intact
+        assert not first.problems() and not second.problems()
+    finally:
+        first.close()
+        second.close()
