@@ -8,7 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -220,31 +220,41 @@ def test_two_projectors_and_a_reader_at_once_record_each_event_once(
     assert read_models.verify_audit_chain("acme").intact
 
 
-def test_a_standing_by_process_takes_the_views_over_when_the_projecting_one_stops(
-    app: AeroAuth, clock: FixedClock
-) -> None:
-    first = LiveReadModels.for_app(app, poll_interval=0.01, standby_interval=0.05)
-    second = LiveReadModels.for_app(app, poll_interval=0.01, standby_interval=0.05)
-    first.start()
-    second.start()
-    try:
-        make_environment(app)
-        before = caught_up(app, first)
-        assert second.wait_for(before, timeout=10)
-        assert [r.projecting for r in second._runners.values()] == [False, False]
+@pytest.fixture
+def two_processes(app: AeroAuth) -> Iterator[tuple[LiveReadModels, LiveReadModels]]:
+    """The read models of two server processes over one store, quick to take over."""
+    def process() -> LiveReadModels:
+        return LiveReadModels.for_app(app, poll_interval=0.01, standby_interval=0.05)
 
-        first.close()
-        app.create_user("acme", "bob", PASSWORD)
-        toggle_groups(app, clock, "acme", "bob", 5)
-        after = caught_up(app, second)
-        assert after > before
-        assert [r.projecting for r in second._runners.values()] == [True, True]
-        assert [e.position for e in second.export_audit(AuditQuery("acme"))] == [
-            n.id for n in app.recorder.select_notifications(0, 10_000)
-        ]
-        assert second.user("acme", "bob") is not None
+    pair = (process(), process())
+    for models in pair:
+        models.start()
+    try:
+        yield pair
     finally:
-        second.close()
+        for models in pair:
+            models.close()
+
+
+def test_a_standing_by_process_takes_the_views_over_when_the_projecting_one_stops(
+    app: AeroAuth, clock: FixedClock, two_processes: tuple[LiveReadModels, LiveReadModels]
+) -> None:
+    first, second = two_processes
+    make_environment(app)
+    before = caught_up(app, first)
+    assert second.wait_for(before, timeout=10)
+    assert [r.projecting for r in second._runners.values()] == [False, False]
+
+    first.close()
+    app.create_user("acme", "bob", PASSWORD)
+    toggle_groups(app, clock, "acme", "bob", 5)
+    after = caught_up(app, second)
+    assert after > before
+    assert [r.projecting for r in second._runners.values()] == [True, True]
+    assert [e.position for e in second.export_audit(AuditQuery("acme"))] == [
+        n.id for n in app.recorder.select_notifications(0, 10_000)
+    ]
+    assert second.user("acme", "bob") is not None
 
 
 @pytest.mark.slow
@@ -350,47 +360,43 @@ def test_the_views_catch_up_after_their_listening_connections_are_cut(
 @pytest.mark.postgres
 @pytest.mark.parametrize("database", ["postgres"], indirect=True)
 def test_a_holder_whose_lease_session_ends_stands_by_and_one_process_projects_on(
-    app: AeroAuth, clock: FixedClock, database: DatabaseUnderTest
+    app: AeroAuth,
+    clock: FixedClock,
+    database: DatabaseUnderTest,
+    two_processes: tuple[LiveReadModels, LiveReadModels],
 ) -> None:
     import psycopg
 
     from tests.conftest import PG_HOST, PG_PORT, PG_USER
 
-    first = LiveReadModels.for_app(app, poll_interval=0.01, standby_interval=0.05)
-    second = LiveReadModels.for_app(app, poll_interval=0.01, standby_interval=0.05)
-    first.start()
-    second.start()
-    try:
-        make_environment(app)
-        caught_up(app, first)
-        assert [r.projecting for r in first._runners.values()] == [True, True]
-        with psycopg.connect(
-            host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=database.pg_dbname, autocommit=True
-        ) as conn:
-            ended = conn.execute(
-                "SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
-                "JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'advisory' AND l.granted AND a.state = 'idle' "
-                "AND a.datname = current_database()"
-            ).fetchall()
-        assert len(ended) == 2  # the two views' leases
+    first, second = two_processes
+    make_environment(app)
+    caught_up(app, first)
+    assert [r.projecting for r in first._runners.values()] == [True, True]
+    with psycopg.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=database.pg_dbname, autocommit=True
+    ) as conn:
+        ended = conn.execute(
+            "SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
+            "JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND a.state = 'idle' "
+            "AND a.datname = current_database()"
+        ).fetchall()
+    assert len(ended) == 2  # the two views' leases
 
-        def one_projects_each_view() -> bool:
-            return all(
-                [first._runners[n].projecting, second._runners[n].projecting].count(True) == 1
-                for n in ("audit", "directory")
-            )
+    def one_projects_each_view() -> bool:
+        return all(
+            [first._runners[n].projecting, second._runners[n].projecting].count(True) == 1
+            for n in ("audit", "directory")
+        )
 
-        _eventually(one_projects_each_view)
-        app.create_user("acme", "bob", PASSWORD)
-        toggle_groups(app, clock, "acme", "bob", 5)
-        position = caught_up(app, first)
-        assert second.wait_for(position, timeout=10)
-        assert [e.position for e in first.export_audit(AuditQuery("acme"))] == [
-            n.id for n in app.recorder.select_notifications(0, 10_000)
-        ]
-        assert first.verify_audit_chain("acme").intact
-        assert not first.problems() and not second.problems()
-    finally:
-        first.close()
-        second.close()
+    _eventually(one_projects_each_view)
+    app.create_user("acme", "bob", PASSWORD)
+    toggle_groups(app, clock, "acme", "bob", 5)
+    position = caught_up(app, first)
+    assert second.wait_for(position, timeout=10)
+    assert [e.position for e in first.export_audit(AuditQuery("acme"))] == [
+        n.id for n in app.recorder.select_notifications(0, 10_000)
+    ]
+    assert first.verify_audit_chain("acme").intact
+    assert not first.problems() and not second.problems()
