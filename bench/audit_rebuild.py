@@ -178,9 +178,8 @@ class Stages:
             GENESIS,
             AuditProjection,
             EventDecoder,
-            entry_json,
+            chain_content,
             link,
-            utc_text,
         )
 
         mapper = self.app.mapper
@@ -200,9 +199,7 @@ class Stages:
 
         def hashes(entries: list[Any]) -> None:
             for e in entries:
-                content = entry_json(e.position, e.environment, utc_text(e.occurred_at), e.type,
-                                     e.username, e.actor, e.outcome, e.ip, e.user_agent, e.details)
-                link(GENESIS, content.encode())  # fmt: skip
+                link(GENESIS, chain_content(e, e.details))
 
         self.timed("read: library select_notifications", lambda: sum(1 for _ in self.pages()))
         for page in self.pages():

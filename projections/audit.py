@@ -135,18 +135,7 @@ def canonical(entry: AuditEntry) -> bytes:
     "actor", "outcome", "ip", "user_agent", "details"}`` as ``canonical_json``
     writes it, ``occurred_at`` in UTC with six fractional digits.
     """
-    return entry_json(
-        entry.position,
-        entry.environment,
-        utc_text(entry.occurred_at),
-        entry.type,
-        entry.username,
-        entry.actor,
-        entry.outcome,
-        entry.ip,
-        entry.user_agent,
-        canonical_json(entry.details),
-    ).encode()
+    return chain_content(entry, canonical_json(entry.details))
 
 
 def canonical_json(value: Any) -> str:
@@ -191,33 +180,24 @@ def _json_value(value: Any) -> str:
     return canonical_json(value)
 
 
-def entry_json(
-    position: int,
-    environment: str,
-    occurred_at: str,
-    entry_type: str,
-    username: str | None,
-    actor: str | None,
-    outcome: str,
-    ip: str | None,
-    user_agent: str | None,
-    details: str,
-) -> str:
-    """The canonical JSON of an entry whose details are canonical JSON already.
+def chain_content(entry: AuditEntry | ChainedEntry, details: str) -> bytes:
+    """``canonical(entry)`` for an entry whose details are canonical JSON already.
 
     What ``canonical_json`` makes of the entry's content, written out: keys in
     sorted order, each value as json.dumps writes it (``encode_basestring`` is
-    the function json.dumps itself uses for strings). The details are encoded
-    once, for the stored column and for the hash.
+    the function json.dumps itself uses for strings). The projection encodes
+    the details once, for the stored column and for the hash.
     """
+    position = entry.position
     number = int.__repr__(position) if type(position) is int else canonical_json(position)
     return (
-        f'{{"actor":{_json_value(actor)},"details":{details},'
-        f'"environment":{_json_value(environment)},"ip":{_json_value(ip)},'
-        f'"occurred_at":{_json_value(occurred_at)},"outcome":{_json_value(outcome)},'
-        f'"position":{number},"type":{_json_value(entry_type)},'
-        f'"user_agent":{_json_value(user_agent)},"username":{_json_value(username)}}}'
-    )
+        f'{{"actor":{_json_value(entry.actor)},"details":{details},'
+        f'"environment":{_json_value(entry.environment)},"ip":{_json_value(entry.ip)},'
+        f'"occurred_at":{_json_value(utc_text(entry.occurred_at))},'
+        f'"outcome":{_json_value(entry.outcome)},"position":{number},'
+        f'"type":{_json_value(entry.type)},"user_agent":{_json_value(entry.user_agent)},'
+        f'"username":{_json_value(entry.username)}}}'
+    ).encode()
 
 
 def utc_text(at: datetime) -> str:
@@ -456,12 +436,11 @@ class AuditProjection:
             decoder = self._decoder = EventDecoder(mapper)
         event = decoder.decode(notification)
         owner = self._owner(writer, notification.topic, event)
-        occurred_at = event.timestamp.astimezone(UTC)
         details = canonical_json(rule.details(event))
-        content = entry_json(
+        entry = ChainedEntry(
             notification.id,
             owner.environment,
-            utc_text(occurred_at),
+            event.timestamp.astimezone(UTC),
             rule.type,
             owner.username,
             event.actor,
@@ -469,22 +448,10 @@ class AuditProjection:
             event.ip,
             event.user_agent,
             details,
+            hash="",
         )
-        writer.append(
-            ChainedEntry(
-                notification.id,
-                owner.environment,
-                occurred_at,
-                rule.type,
-                owner.username,
-                event.actor,
-                rule.outcome,
-                event.ip,
-                event.user_agent,
-                details,
-                link(writer.last_hash(owner.environment), content.encode()),
-            )
-        )
+        previous = writer.last_hash(owner.environment)
+        writer.append(entry._replace(hash=link(previous, chain_content(entry, details))))
 
     @staticmethod
     def _owner(writer: AuditWriter, topic: str, event: Any) -> Owner:

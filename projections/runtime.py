@@ -201,7 +201,6 @@ class ListeningSource:
             psycopg.sql.Identifier(recorder.channel_name)
         )
         self._conn: psycopg.Connection[Any] | None = None
-        self._closed = False
         self.problem: str | None = None
         self._listening()
 
@@ -226,7 +225,7 @@ class ListeningSource:
         batch = self._recorder.select_notifications(
             start=self._after, limit=limit, inclusive_of_start=False
         )
-        if not batch and not self._closed:
+        if not batch:
             if conn is None:
                 time.sleep(timeout)
                 return []
@@ -244,7 +243,6 @@ class ListeningSource:
 
     def close(self) -> None:
         """From the thread that takes the batches, once it has taken its last."""
-        self._closed = True
         if self._conn is not None:
             self._conn.close()
 
