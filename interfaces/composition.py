@@ -139,7 +139,7 @@ def build_application(settings: Settings, clock: Clock | None = None) -> AeroAut
             Argon2Parameters(
                 settings.argon2_memory_kib, settings.argon2_iterations, settings.argon2_parallelism
             ),
-            concurrency=os.cpu_count() or 1,
+            concurrency=settings.hash_concurrency or os.cpu_count() or 1,
         ),
         secret_box=secret_box(settings),
         security=security_policy(settings),

@@ -25,6 +25,12 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(19456, ge=19456)
     argon2_iterations: int = Field(2, ge=2)
     argon2_parallelism: int = Field(1, ge=1)
+    hash_concurrency: int | None = Field(
+        None,
+        ge=1,
+        description="argon2id hashes computed at once by one server process; by default the "
+        "cores, and `aero-auth serve --workers N` gives each worker its share of them",
+    )
     code_max_failures: int = Field(5, ge=1)
     code_lock_seconds: int = Field(300, ge=1)
     code_lock_max_seconds: int = Field(3600, ge=1)

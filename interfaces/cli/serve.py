@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import copy
+import logging
+import os
+import socket
 import sys
 from typing import Annotated, Any
 
 import typer
 import uvicorn
-from uvicorn.config import LOGGING_CONFIG
+from uvicorn.config import LOGGING_CONFIG, STARTUP_FAILURE, Config
+from uvicorn.supervisors import Multiprocess
 
 from interfaces.composition import operator_token, secret_box
 from interfaces.settings import Settings, from_environment
 from interfaces.tokens import load_signing_key
 
 FACTORY = "interfaces.http.app:app_from_environment"
+
+logger = logging.getLogger("uvicorn.error")
 
 
 def prepare_first_start(settings: Settings) -> None:
@@ -34,6 +40,50 @@ def _log_config() -> dict[str, Any]:
     return config
 
 
+def _reuse_port_socket(family: int, address: tuple[Any, ...]) -> socket.socket:
+    sock = ReusePortSocket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(address)
+    sock.set_inheritable(True)
+    return sock
+
+
+class ReusePortSocket(socket.socket):
+    """A listening address that every worker process opens a socket of its own on.
+
+    With one socket shared by all workers, the first worker to wake accepts
+    every waiting connection (asyncio accepts up to the backlog per wake-up), and
+    keep-alive connections stay where they were accepted: one process served
+    nearly all requests while the other idled (docs/benchmarks.md). Sockets bound
+    with SO_REUSEPORT each have their own queue, and Linux spreads connections
+    over them by a hash of the addresses.
+
+    The parent binds one to claim the port, and never listens on it, so no
+    connection waits there. Unpickling it, which is how uvicorn hands sockets to a
+    worker it spawns, binds a new socket in that worker.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_reuse_port_socket, (self.family, self.getsockname()))
+
+
+def spreads_connections() -> bool:
+    """Linux balances connections over SO_REUSEPORT sockets; other systems may not."""
+    return sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
+
+
+def share_cores(workers: int) -> None:
+    """Give each worker its share of the cores for argon2id (AERO_HASH_CONCURRENCY).
+
+    Each worker bounds its own hashes at once; if every worker took all the
+    cores, N workers would time-slice N x cores hashes of 19 MiB each, and each
+    hash would cost more CPU (docs/benchmarks.md). The operator's value stands.
+    """
+    if workers > 1 and "AERO_HASH_CONCURRENCY" not in os.environ:
+        os.environ["AERO_HASH_CONCURRENCY"] = str(max(1, (os.cpu_count() or 1) // workers))
+
+
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
@@ -41,9 +91,9 @@ def serve(
 ) -> None:
     """Serve the HTTP API; settings come from AERO_* environment variables."""
     prepare_first_start(from_environment())
-    uvicorn.run(
+    share_cores(workers)
+    run(
         FACTORY,
-        factory=True,
         host=host,
         port=port,
         workers=workers,
@@ -54,3 +104,24 @@ def serve(
         server_header=False,
         log_config=_log_config(),
     )
+
+
+def run(factory: str, *, host: str, port: int, workers: int, **options: Any) -> None:
+    """``uvicorn.run`` of an app factory, each of several workers on a socket of its own."""
+    if workers == 1 or not spreads_connections():
+        uvicorn.run(factory, factory=True, host=host, port=port, workers=workers, **options)
+        return
+    config = Config(factory, factory=True, host=host, port=port, workers=workers, **options)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        claim = _reuse_port_socket(family, (host, port))
+    except OSError as e:
+        logger.error(e)
+        sys.exit(STARTUP_FAILURE)
+    logger.info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", host, port)
+    try:
+        Multiprocess(config, sockets=[claim]).run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        claim.close()

@@ -13,6 +13,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -306,6 +307,7 @@ class Server:
     base_url: str
     data_dir: Path
     log: Path
+    pid: int
 
 
 def _free_port() -> int:
@@ -314,8 +316,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def server(database: DatabaseUnderTest, tmp_path: Path) -> Iterator[Server]:
+@contextmanager
+def serving(database: DatabaseUnderTest, tmp_path: Path, workers: int = 1) -> Iterator[Server]:
     """``aero-auth serve`` as its own process on a free port, with an empty data
     directory: the first start makes the keys and the operator token."""
     port = _free_port()
@@ -323,7 +325,8 @@ def server(database: DatabaseUnderTest, tmp_path: Path) -> Iterator[Server]:
     log = tmp_path / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AERO_")}
     env.update({"AERO_DATABASE_URL": database.url, "AERO_DATA_DIR": str(data_dir)})
-    command = [str(Path(sys.executable).parent / "aero-auth"), "serve", "--port", str(port)]
+    command = [str(Path(sys.executable).parent / "aero-auth"), "serve", "--port", str(port),
+               "--workers", str(workers)]  # fmt: skip
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
@@ -338,7 +341,7 @@ def server(database: DatabaseUnderTest, tmp_path: Path) -> Iterator[Server]:
                 pass
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
-        yield Server(base_url, data_dir, log)
+        yield Server(base_url, data_dir, log, process.pid)
     finally:
         process.terminate()
         try:
@@ -346,3 +349,9 @@ def server(database: DatabaseUnderTest, tmp_path: Path) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def server(database: DatabaseUnderTest, tmp_path: Path) -> Iterator[Server]:
+    with serving(database, tmp_path) as running:
+        yield running

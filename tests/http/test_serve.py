@@ -1,0 +1,144 @@
+"""``aero-auth serve --workers N``: every worker takes connections, and shares the cores.
+
+Keep-alive connections stay with the worker that accepted them. With one
+listening socket shared by all workers, the first to wake accepted a whole
+burst of them; each worker now listens on a socket of its own (SO_REUSEPORT)
+and the kernel spreads the connections.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from interfaces.cli import serve
+from interfaces.composition import build_application
+from interfaces.settings import Settings
+from tests.conftest import DatabaseUnderTest
+from tests.http.conftest import serving
+
+linux_only = pytest.mark.skipif(
+    not serve.spreads_connections(), reason="only Linux spreads connections over SO_REUSEPORT"
+)
+
+
+def _workers(server_pid: int) -> list[int]:
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    return [
+        int(pid)
+        for pid in children
+        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()  # not the resource tracker
+    ]
+
+
+def _tcp(port: int, state: str) -> set[str]:
+    """The sockets in ``state`` (01 established, 0A listening) whose local port is ``port``."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == state and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            found.add(f"socket:[{fields[9]}]")
+    return found
+
+
+def _accepted_by_worker(server_pid: int, port: int) -> dict[int, int]:
+    """How many established connections to ``port`` each worker process holds."""
+    accepted = _tcp(port, "01")
+    counts = {}
+    for pid in _workers(server_pid):
+        held = 0
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                held += os.readlink(fd) in accepted
+            except OSError:  # closed while we looked
+                pass
+        counts[pid] = held
+    return counts
+
+
+@linux_only
+@pytest.mark.slow
+def test_two_workers_each_serve_a_share_of_a_burst_of_connections(
+    database: DatabaseUnderTest, tmp_path: Path
+) -> None:
+    with serving(database, tmp_path, workers=2) as server:
+        port = httpx.URL(server.base_url).port
+        assert port is not None
+        # Ready is one worker's answer; a worker listens once its startup is done.
+        deadline = time.monotonic() + 30
+        while len(_tcp(port, "0A")) < 2:
+            assert time.monotonic() < deadline, server.log.read_text()
+            time.sleep(0.05)
+        connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(24)]
+        try:
+            for connection in connections:
+                connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: aero\r\n\r\n")
+            for connection in connections:
+                assert connection.recv(4096).startswith(b"HTTP/1.1 200")
+            counts = _accepted_by_worker(server.pid, port)
+        finally:
+            for connection in connections:
+                connection.close()
+    assert len(counts) == 2, counts
+    assert sum(counts.values()) == 24, counts
+    # Hashed over two sockets, all 24 on one worker has odds of 2 in 2**24.
+    assert min(counts.values()) >= 1, counts
+
+
+@linux_only
+def test_a_worker_unpickles_the_address_into_a_socket_of_its_own() -> None:
+    claim = serve._reuse_port_socket(socket.AF_INET, ("127.0.0.1", 0))
+    try:
+        worker = pickle.loads(pickle.dumps(claim))  # noqa: S301 (our own bytes)
+        try:
+            assert worker.fileno() != claim.fileno()
+            assert worker.getsockname() == claim.getsockname()
+            assert worker.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) == 1
+            worker.listen()
+            with socket.create_connection(claim.getsockname(), timeout=5):
+                accepted, _ = worker.accept()
+                accepted.close()
+        finally:
+            worker.close()
+    finally:
+        claim.close()
+
+
+def test_the_claim_on_a_taken_port_fails_at_once() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(OSError):
+            serve._reuse_port_socket(socket.AF_INET, taken.getsockname())
+
+
+@pytest.mark.parametrize(
+    ("workers", "given", "expected"),
+    [(1, None, None), (2, None, "1"), (4, None, "1"), (2, "3", "3")],
+)
+def test_workers_share_the_cores_for_hashing_unless_the_operator_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch, workers: int, given: str | None, expected: str | None
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    if given is None:
+        monkeypatch.delenv("AERO_HASH_CONCURRENCY", raising=False)
+    else:
+        monkeypatch.setenv("AERO_HASH_CONCURRENCY", given)
+    serve.share_cores(workers)
+    assert os.environ.get("AERO_HASH_CONCURRENCY") == expected
+
+
+def test_the_application_hashes_as_many_at_once_as_the_setting_says(settings: Settings) -> None:
+    app = build_application(settings.model_copy(update={"hash_concurrency": 3}))
+    try:
+        slots = app.hasher._slots
+        assert all(slots.acquire(blocking=False) for _ in range(3))
+        assert not slots.acquire(blocking=False)
+    finally:
+        app.close()
