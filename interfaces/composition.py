@@ -73,6 +73,9 @@ class Store:
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(self.sqlite_path),
                 "SQLITE_LOCK_TIMEOUT": "10",
+                "APPLICATION_RECORDER_TOPIC": (
+                    "application.sqlite_writes:SerialisedWritesRecorder"
+                ),
             }
         return {
             **cache,

@@ -1,0 +1,135 @@
+"""SQLite: writers queue on a lock that wakes them, across threads and processes,
+and reads go past a writer that waits."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from application.clock import FixedClock
+from application.service import AeroAuth
+from application.sqlite_writes import SerialisedWritesRecorder
+from domain.credential import UnknownUserLogin
+from interfaces.composition import build_application
+from interfaces.settings import Settings
+from tests.conftest import DatabaseUnderTest, make_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def sqlite_settings(sqlite_database: DatabaseUnderTest, tmp_path: Path) -> Settings:
+    return make_settings(sqlite_database, tmp_path)
+
+
+@pytest.fixture
+def app(sqlite_settings: Settings, clock: FixedClock) -> Iterator[AeroAuth]:
+    application = build_application(sqlite_settings, clock=clock)
+    try:
+        yield application
+    finally:
+        application.close()
+
+
+def recorder_of(app: AeroAuth) -> SerialisedWritesRecorder:
+    assert isinstance(app.recorder, SerialisedWritesRecorder)
+    return app.recorder
+
+
+@contextmanager
+def another_process_writing(lock_path: str) -> Iterator[None]:
+    """Hold the writer lock as another server process does while it writes.
+
+    flock belongs to an open file: a second open of the file is a second holder,
+    in this process as in another.
+    """
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def attempt(app: AeroAuth, clock: FixedClock, username: str) -> threading.Thread:
+    event = UnknownUserLogin.record("acme", username, clock.now())
+    thread = threading.Thread(target=app.save, args=(event,), daemon=True)
+    thread.start()
+    return thread
+
+
+def test_the_sqlite_store_writes_under_a_lock_file_beside_the_database(
+    app: AeroAuth, clock: FixedClock, sqlite_database: DatabaseUnderTest
+) -> None:
+    app.save(UnknownUserLogin.record("acme", "mallory", clock.now()))
+    assert sqlite_database.sqlite_path is not None
+    assert recorder_of(app).writer_lock.path == f"{sqlite_database.sqlite_path}.writer-lock"
+    assert Path(recorder_of(app).writer_lock.path).exists()
+
+
+def test_writers_wait_for_another_process_and_reads_go_past_them(
+    app: AeroAuth, clock: FixedClock
+) -> None:
+    app.save(UnknownUserLogin.record("acme", "before", clock.now()))
+    with another_process_writing(recorder_of(app).writer_lock.path):
+        # One writer waits on the other process, the next on the first.
+        writers = [attempt(app, clock, "first"), attempt(app, clock, "second")]
+        time.sleep(0.3)
+        assert all(w.is_alive() for w in writers)
+        started = time.monotonic()
+        assert len(app.recorder.select_notifications(0, 10)) == 1
+        assert time.monotonic() - started < 1.0
+    for writer in writers:
+        writer.join(timeout=5)
+        assert not writer.is_alive()
+    assert len(app.recorder.select_notifications(0, 10)) == 3
+
+
+WRITER = """
+import sys, threading
+from datetime import UTC, datetime
+from domain.credential import UnknownUserLogin
+from interfaces.composition import build_application
+from interfaces.settings import from_environment
+
+app = build_application(from_environment())
+def write(thread):
+    for n in range(int(sys.argv[1])):
+        app.save(UnknownUserLogin.record("acme", f"{sys.argv[2]}-{thread}-{n}", datetime.now(UTC)))
+threads = [threading.Thread(target=write, args=(t,)) for t in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+app.close()
+"""
+
+
+@pytest.mark.slow
+def test_writers_in_two_processes_each_land_every_event_once(
+    app: AeroAuth, sqlite_settings: Settings
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AERO_")}
+    env.update(
+        AERO_DATABASE_URL=sqlite_settings.database_url,
+        AERO_DATA_DIR=str(sqlite_settings.data_dir),
+        AERO_SECRET_KEY=sqlite_settings.secret_key.get_secret_value(),  # type: ignore[union-attr]
+        PYTHONPATH=str(ROOT),
+    )
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, "50", name], env=env, cwd=ROOT)
+        for name in ("one", "two")
+    ]
+    for writer in writers:
+        assert writer.wait(timeout=120) == 0
+    notifications = app.recorder.select_notifications(0, 1000)
+    assert len(notifications) == 2 * 4 * 50
+    ids = [n.id for n in notifications]
+    assert ids == sorted(set(ids))
