@@ -403,15 +403,28 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: f
     raise RuntimeError(f"server not ready after {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
+def wait_workers(log: Path, workers: int, timeout: float = 60) -> None:
+    """Every worker has started: a load generator that connects while one still starts
+    would leave all its keep-alive connections on the others."""
+    deadline = time.monotonic() + timeout
+    while log.read_text(errors="replace").count("Application startup complete.") < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not all {workers} workers started:\n{log.read_text()[-3000:]}")
+        time.sleep(0.05)
+    time.sleep(0.2)  # from startup complete to listening
+
+
 @contextmanager
 def serve(
-    argv: list[str], environ: dict[str, str], port: int, log: Path, timeout: float = 600
-) -> Iterator[Server]:
+    argv: list[str], environ: dict[str, str], port: int, log: Path, timeout: float = 600,
+    workers: int = 1,
+) -> Iterator[Server]:  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:
         process = subprocess.Popen(argv, env=environ, cwd=ROOT, stdout=out, stderr=out)
     try:
         wait_ready(url, process, log, timeout)
+        wait_workers(log, workers)
         yield Server(process, url, shlex.join(argv), log)
     finally:
         process.send_signal(signal.SIGTERM)
@@ -428,7 +441,8 @@ def aero_serve(store: Store, workers: int, log_name: str = "server.log",
     port = free_port()
     argv = [str(Path(sys.executable).parent / "aero-auth"), "serve", "--host", "127.0.0.1",
             "--port", str(port), "--workers", str(workers)]  # fmt: skip
-    return serve(argv, server_environ(store, **extra), port, store.directory / log_name)
+    return serve(argv, server_environ(store, **extra), port, store.directory / log_name,
+                 workers=workers)  # fmt: skip
 
 
 # ----- load -----

@@ -1,8 +1,10 @@
 """The baseline of bench/code_step.py: a bare FastAPI endpoint doing what the code step
 does at its core, directly: read one row by key, insert one row, commit.
 
-Served by uvicorn (``--factory bare_app:create_app --app-dir bench``) with the
-same number of workers as aero-auth; BENCH_BARE_DSN names the database: a
+Served as aero-auth is served, with the same number of workers, each on a socket
+of its own (``python bench/bare_app.py --port P --workers N``, which runs
+interfaces.cli.serve.run); or by plain uvicorn (``--factory bare_app:create_app
+--app-dir bench``) with one worker. BENCH_BARE_DSN names the database: a
 SQLite file path, or a PostgreSQL conninfo string. BENCH_BARE_LOCK=1 (PostgreSQL)
 takes the library's per-application table lock before the insert, to show its cost.
 """
@@ -115,3 +117,23 @@ def create_app() -> FastAPI:
         return step(body.id)
 
     return app
+
+
+def main() -> None:
+    import argparse
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from interfaces.cli.serve import run
+
+    parser = argparse.ArgumentParser(description="serve the bare endpoint as aero-auth is served")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    run("bare_app:create_app", host="127.0.0.1", port=args.port, workers=args.workers,
+        access_log=False)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -3,7 +3,7 @@
 2. Code step over HTTP (login token + code; the password steps are recorded
    beforehand through the aggregates, so no argon2id here): throughput and
    p50/p99 under an asyncio httpx load generator in its own process, against
-   a bare FastAPI endpoint (bench/bare_app.py) served the same way that reads
+   a bare FastAPI endpoint (bench/bare_app.py), served the same way, that reads
    one row and inserts one row with sqlite3 / psycopg, in the same run.
    Target: code steps/s >= 0.5 x the bare endpoint's requests/s.
 3. History length: p50 latency of AeroAuth.verify_code (load, decide, save) for a
@@ -45,11 +45,11 @@ def code_step_http(store: h.Store, args: argparse.Namespace) -> None:
 
     bare_app.prepare(dsn, args.users)
     port = h.free_port()
-    argv = [sys.executable, "-m", "uvicorn", "--factory", "bare_app:create_app", "--app-dir",
-            "bench", "--host", "127.0.0.1", "--port", str(port), "--workers",
-            str(args.workers), "--no-access-log"]  # fmt: skip
+    argv = [sys.executable, str(h.ROOT / "bench" / "bare_app.py"), "--port", str(port),
+            "--workers", str(args.workers)]  # fmt: skip
     environ = h.server_environ(store, BENCH_BARE_DSN=dsn)
-    with h.serve(argv, environ, port, store.directory / "bare.log") as bare_server:
+    with h.serve(argv, environ, port, store.directory / "bare.log",
+                 workers=args.workers) as bare_server:  # fmt: skip
         bare = h.run_loadgen({"mode": "bare", "url": bare_server.url, "seconds": args.seconds,
                               "concurrency": args.concurrency, "rows": args.users})  # fmt: skip
     variants = [("aero-auth code step", real), ("bare endpoint", bare)]
@@ -57,7 +57,8 @@ def code_step_http(store: h.Store, args: argparse.Namespace) -> None:
         environ["BENCH_BARE_LOCK"] = "1"
         port = h.free_port()
         argv[argv.index("--port") + 1] = str(port)
-        with h.serve(argv, environ, port, store.directory / "bare-lock.log") as bare_server:
+        with h.serve(argv, environ, port, store.directory / "bare-lock.log",
+                     workers=args.workers) as bare_server:  # fmt: skip
             locked = h.run_loadgen({"mode": "bare", "url": bare_server.url,
                                     "seconds": args.seconds, "concurrency": args.concurrency,
                                     "rows": args.users})  # fmt: skip
