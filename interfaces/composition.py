@@ -5,10 +5,14 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+import psycopg
 
 from application.clock import Clock
 from application.passwords import Argon2Hasher, Argon2Parameters
@@ -18,6 +22,7 @@ from domain.throttle import Throttle
 from interfaces.keys import KeyConfigurationError, decode_key, read_or_create
 from interfaces.settings import Settings
 from projections.runtime import LiveReadModels
+from projections.store import advisory_key
 
 
 @dataclass(frozen=True)
@@ -133,20 +138,49 @@ def security_policy(settings: Settings) -> SecurityPolicy:
     )
 
 
+@contextmanager
+def schema_lock(store: Store) -> Iterator[None]:
+    """PostgreSQL: one process at a time runs the library's CREATE statements.
+
+    Processes that start together (``serve --workers N``, several hosts) would
+    otherwise run CREATE OR REPLACE FUNCTION at the same moment, and PostgreSQL
+    fails one with "tuple concurrently updated". A session advisory lock on a
+    connection of its own, freed when it closes. SQLite needs none: its CREATE
+    statements take the database's write lock.
+    """
+    if store.kind != "postgres":
+        yield
+        return
+    with psycopg.connect(
+        host=store.host,
+        port=store.port,
+        user=store.user,
+        password=store.password,
+        dbname=store.dbname,
+        autocommit=True,
+        connect_timeout=10,
+    ) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (advisory_key("aero-auth/event-store-schema"),))
+        yield
+
+
 def build_application(settings: Settings, clock: Clock | None = None) -> AeroAuth:
     store = Store.from_url(settings.database_url)
-    return AeroAuth(
-        store.eventsourcing_env(settings.postgres_pool_size),
-        clock=clock,
-        hasher=Argon2Hasher(
-            Argon2Parameters(
-                settings.argon2_memory_kib, settings.argon2_iterations, settings.argon2_parallelism
+    with schema_lock(store):
+        return AeroAuth(
+            store.eventsourcing_env(settings.postgres_pool_size),
+            clock=clock,
+            hasher=Argon2Hasher(
+                Argon2Parameters(
+                    settings.argon2_memory_kib,
+                    settings.argon2_iterations,
+                    settings.argon2_parallelism,
+                ),
+                concurrency=settings.hash_concurrency or os.cpu_count() or 1,
             ),
-            concurrency=settings.hash_concurrency or os.cpu_count() or 1,
-        ),
-        secret_box=secret_box(settings),
-        security=security_policy(settings),
-    )
+            secret_box=secret_box(settings),
+            security=security_policy(settings),
+        )
 
 
 def build_read_models(settings: Settings, application: AeroAuth) -> LiveReadModels:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import psycopg
 
-from projections.store import PostgresStore, SQLiteStore, ViewStore, _advisory_key
+from projections.store import PostgresStore, SQLiteStore, ViewStore, advisory_key
 
 logger = logging.getLogger("aero_auth.projections")
 
@@ -46,8 +46,7 @@ CONNECTION_OPTIONS: dict[str, Any] = {
     "keepalives_idle": 10,
     "keepalives_interval": 5,
     "keepalives_count": 3,
-    "options": "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 "
-    "-c tcp_keepalives_count=3",
+    "options": "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3",
 }
 
 
@@ -143,5 +142,5 @@ def projector_lease(view: ViewStore) -> Lease:
         def connect() -> psycopg.Connection[Any]:
             return psycopg.connect(**kwargs, autocommit=True)
 
-        return AdvisoryLease(connect, _advisory_key(f"aero-auth/{view.base}/projector"))
+        return AdvisoryLease(connect, advisory_key(f"aero-auth/{view.base}/projector"))
     raise TypeError(f"no projector lease for {type(view).__name__}")

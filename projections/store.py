@@ -77,9 +77,7 @@ class Transaction:
 
     def activate(self, slot: str) -> None:
         store = self.store
-        store.execute(
-            self.cursor, sql("UPDATE {t} SET active = ?", t=store.pointer_table), (slot,)
-        )
+        store.execute(self.cursor, sql("UPDATE {t} SET active = ?", t=store.pointer_table), (slot,))
         for suffix in store.exposed:
             store._replace_view(self.cursor, store.base + suffix, store.table(slot, suffix))
         self.active = slot
@@ -502,8 +500,8 @@ class PostgresStore(PostgresTrackingRecorder, ViewStore):
             self, datastore, tracking_table_name=f"{self.base}_tracking"
         )
         ViewStore.__init__(self, upstream)
-        self._lock_key = _advisory_key(f"aero-auth/{self.base}")
-        self._rebuild_key = _advisory_key(f"aero-auth/{self.base}/rebuild")
+        self._lock_key = advisory_key(f"aero-auth/{self.base}")
+        self._rebuild_key = advisory_key(f"aero-auth/{self.base}/rebuild")
 
     @contextmanager
     def locked(self) -> Iterator[Any]:
@@ -586,7 +584,8 @@ class PostgresStore(PostgresTrackingRecorder, ViewStore):
         return value.astimezone(UTC)
 
 
-def _advisory_key(text: str) -> int:
+def advisory_key(text: str) -> int:
+    """A PostgreSQL advisory lock key named by ``text``: the first 8 bytes of its SHA-256."""
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
 
 
