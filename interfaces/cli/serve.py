@@ -49,6 +49,30 @@ def _reuse_port_socket(family: int, address: tuple[Any, ...]) -> socket.socket:
     return sock
 
 
+def _claim(family: int, address: tuple[Any, ...]) -> socket.socket:
+    """The parent's socket on ``address``, if no other server listens there.
+
+    SO_REUSEPORT would let a second server of the same user bind the port too,
+    and take a share of the connections (an old version left running, say); a
+    plain bind first fails on a port that anything listens on.
+    """
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(address)
+        address = probe.getsockname()  # port 0: the port the system chose
+    return _reuse_port_socket(family, address)
+
+
+def _worker_socket(family: int, address: tuple[Any, ...]) -> socket.socket:
+    """A worker's own socket; failing to bind it ends the whole server, as any startup
+    failure does, rather than uvicorn starting the worker again and again."""
+    try:
+        return _reuse_port_socket(family, address)
+    except OSError as e:
+        print(f"aero-auth: a worker cannot listen on {address}: {e}", file=sys.stderr)
+        sys.exit(STARTUP_FAILURE)
+
+
 class ReusePortSocket(socket.socket):
     """A listening address that every worker process opens a socket of its own on.
 
@@ -61,11 +85,14 @@ class ReusePortSocket(socket.socket):
 
     The parent binds one to claim the port, and never listens on it, so no
     connection waits there. Unpickling it, which is how uvicorn hands sockets to a
-    worker it spawns, binds a new socket in that worker.
+    worker it spawns, binds a new socket in that worker. A worker that stops
+    (restart, crash) closes its socket, and the connections still queued on it
+    are reset, where a shared socket would have left them to the others; Linux
+    5.14 and later can hand them over instead (sysctl net.ipv4.tcp_migrate_req=1).
     """
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_reuse_port_socket, (self.family, self.getsockname()))
+        return (_worker_socket, (self.family, self.getsockname()))
 
 
 def spreads_connections() -> bool:
@@ -78,10 +105,14 @@ def share_cores(workers: int) -> None:
 
     Each worker bounds its own hashes at once; if every worker took all the
     cores, N workers would time-slice N x cores hashes of 19 MiB each, and each
-    hash would cost more CPU (docs/benchmarks.md). The operator's value stands.
+    hash would cost more CPU (docs/benchmarks.md). Only where the kernel spreads
+    connections evenly over the workers: with one shared socket a worker may hold
+    most connections, and would hash with its share only. The operator's value
+    stands.
     """
-    if workers > 1 and "AERO_HASH_CONCURRENCY" not in os.environ:
-        os.environ["AERO_HASH_CONCURRENCY"] = str(max(1, (os.cpu_count() or 1) // workers))
+    if workers > 1 and spreads_connections() and "AERO_HASH_CONCURRENCY" not in os.environ:
+        cores = os.cpu_count() or 1
+        os.environ["AERO_HASH_CONCURRENCY"] = str(-(-cores // workers))  # rounded up
 
 
 def serve(
@@ -114,11 +145,14 @@ def run(factory: str, *, host: str, port: int, workers: int, **options: Any) -> 
     config = Config(factory, factory=True, host=host, port=port, workers=workers, **options)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        claim = _reuse_port_socket(family, (host, port))
+        claim = _claim(family, (host, port))
     except OSError as e:
         logger.error(e)
         sys.exit(STARTUP_FAILURE)
-    logger.info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", host, port)
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
+    logger.info(
+        "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", shown, claim.getsockname()[1]
+    )
     try:
         Multiprocess(config, sockets=[claim]).run()
     except KeyboardInterrupt:

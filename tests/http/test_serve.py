@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from uvicorn.config import STARTUP_FAILURE
 
 from interfaces.cli import serve
 from interfaces.composition import build_application
@@ -78,6 +79,7 @@ def test_two_workers_each_serve_a_share_of_a_burst_of_connections(
         connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(24)]
         try:
             for connection in connections:
+                connection.settimeout(10)
                 connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: aero\r\n\r\n")
             for connection in connections:
                 assert connection.recv(4096).startswith(b"HTTP/1.1 200")
@@ -115,23 +117,60 @@ def test_the_claim_on_a_taken_port_fails_at_once() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         with pytest.raises(OSError):
-            serve._reuse_port_socket(socket.AF_INET, taken.getsockname())
+            serve._claim(socket.AF_INET, taken.getsockname())
+
+
+@linux_only
+def test_a_second_server_cannot_claim_a_port_another_servers_workers_listen_on() -> None:
+    # SO_REUSEPORT alone would let it bind, and take a share of the connections.
+    worker = serve._reuse_port_socket(socket.AF_INET, ("127.0.0.1", 0))
+    try:
+        worker.listen()
+        with pytest.raises(OSError):
+            serve._claim(socket.AF_INET, worker.getsockname())
+    finally:
+        worker.close()
+
+
+@linux_only
+def test_a_worker_that_cannot_listen_stops_the_server_instead_of_restarting() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(SystemExit) as stopped:
+            serve._worker_socket(socket.AF_INET, taken.getsockname())
+    assert stopped.value.code == STARTUP_FAILURE
 
 
 @pytest.mark.parametrize(
-    ("workers", "given", "expected"),
-    [(1, None, None), (2, None, "1"), (4, None, "1"), (2, "3", "3")],
+    ("workers", "cores", "given", "expected"),
+    [(1, 2, None, None), (2, 2, None, "1"), (4, 2, None, "1"), (2, 3, None, "2"), (2, 2, "3", "3")],
 )
 def test_workers_share_the_cores_for_hashing_unless_the_operator_says_otherwise(
-    monkeypatch: pytest.MonkeyPatch, workers: int, given: str | None, expected: str | None
+    monkeypatch: pytest.MonkeyPatch,
+    workers: int,
+    cores: int,
+    given: str | None,
+    expected: str | None,
 ) -> None:
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(serve, "spreads_connections", lambda: True)
+    # setenv first, so that the test's end restores the variable share_cores may set.
+    monkeypatch.setenv("AERO_HASH_CONCURRENCY", given or "")
     if given is None:
-        monkeypatch.delenv("AERO_HASH_CONCURRENCY", raising=False)
-    else:
-        monkeypatch.setenv("AERO_HASH_CONCURRENCY", given)
+        monkeypatch.delenv("AERO_HASH_CONCURRENCY")
     serve.share_cores(workers)
     assert os.environ.get("AERO_HASH_CONCURRENCY") == expected
+
+
+def test_workers_keep_all_the_cores_where_connections_may_land_unevenly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(serve, "spreads_connections", lambda: False)
+    monkeypatch.setenv("AERO_HASH_CONCURRENCY", "")
+    monkeypatch.delenv("AERO_HASH_CONCURRENCY")
+    serve.share_cores(2)
+    assert "AERO_HASH_CONCURRENCY" not in os.environ
 
 
 def test_the_application_hashes_as_many_at_once_as_the_setting_says(settings: Settings) -> None:
