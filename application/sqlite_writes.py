@@ -1,17 +1,19 @@
-"""SQLite event store: writers queue on a lock that wakes them, not in SQLite's busy loop.
+"""SQLite event store: writers take turns on a lock of ours, not in SQLite's busy loop.
 
 SQLite lets one connection write at a time. A connection that finds another
-process writing sleeps in SQLite's busy handler, 1, 2, 5, 10 ms and longer,
-and retries; with several server processes (``aero-auth serve --workers N``) a
-code step often lands in that loop. Within a process the library's connection
-pool serialises writers, but a writer waiting there holds the pool's queue, so
-the reads behind it wait as well.
+process writing sleeps in SQLite's busy handler, 1, 2, 5, 10 ms and up to
+100 ms, and retries; with several server processes (``aero-auth serve
+--workers N``) a code step often landed in that loop. Within a process the
+library's connection pool serialises writers, but a writer waiting there holds
+the pool's queue, so the reads behind it waited as well.
 
-Here a write first takes this process's lock, then an exclusive flock on a file
-beside the database: a waiting writer sleeps in the kernel and wakes the moment
-the other one commits, and it waits before asking the pool for a connection,
-so reads go past it. The busy handler stays for writers that do not take the
-flock (the command line, another tool); it no longer paces our own processes.
+Here an event-store write first takes this process's lock, then an exclusive
+flock on a file beside the database, and only then a pooled connection: reads
+go past a waiting writer, and a writer waiting on another process polls the
+flock at most a millisecond apart. Both waits give up after the store's lock
+timeout (``SQLITE_LOCK_TIMEOUT``), as SQLite's own would. Snapshots (one per
+100 events of a credential) and writers outside aero-auth do not take the
+flock; SQLite's busy handler still orders them.
 """
 
 from __future__ import annotations
@@ -19,12 +21,34 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+from eventsourcing.persistence import OperationalError, StoredEvent
+from eventsourcing.sqlite import (
+    SQLITE3_DEFAULT_LOCK_TIMEOUT,
+    SQLiteApplicationRecorder,
+    SQLiteDatastore,
+)
+
+_LONGEST_PAUSE = 0.001
+
+
+def open_lock_file(path: str, like: str) -> int:
+    """A descriptor to flock ``path`` with, created with the permissions of ``like``.
+
+    ``like`` is the database the lock guards: SQLite gives its own side files
+    (-wal, -shm) the database's permissions too. Read-only, which is all a flock
+    needs, so a lock file another user created (root at the command line, say)
+    still serves the service.
+    """
+    try:
+        mode = os.stat(like).st_mode & 0o666
+    except FileNotFoundError:
+        mode = 0o600
+    return os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, mode)
 
 
 class WriterLock:
@@ -35,22 +59,43 @@ class WriterLock:
     the application.
     """
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, database: str, timeout: float) -> None:
         self.path = path
+        self.database = database
+        self.timeout = timeout
         self._threads = threading.Lock()
 
     @contextmanager
     def held(self) -> Iterator[None]:
-        with self._threads:
+        deadline = time.monotonic() + self.timeout
+        if not self._threads.acquire(timeout=self.timeout):
+            raise OperationalError(f"database is locked: waited {self.timeout:g} s to write")
+        try:
             if self.path is None:  # an in-memory database has no other process
                 yield
                 return
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = open_lock_file(self.path, self.database)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._flock(fd, deadline)
                 yield
             finally:
                 os.close(fd)
+        finally:
+            self._threads.release()
+
+    def _flock(self, fd: int, deadline: float) -> None:
+        pause = _LONGEST_PAUSE / 8
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise OperationalError(
+                        f"database is locked: another process kept writing for {self.timeout:g} s"
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, _LONGEST_PAUSE)
 
 
 class SerialisedWritesRecorder(SQLiteApplicationRecorder):
@@ -60,7 +105,9 @@ class SerialisedWritesRecorder(SQLiteApplicationRecorder):
         super().__init__(datastore, **kwargs)
         pool = datastore.pool
         self.writer_lock = WriterLock(
-            None if pool.is_sqlite_memory_mode else pool.db_name + ".writer-lock"
+            None if pool.is_sqlite_memory_mode else pool.db_name + ".writer-lock",
+            pool.db_name,
+            pool.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT,
         )
 
     def insert_events(

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import psycopg
 
+from application.sqlite_writes import open_lock_file
 from projections.store import PostgresStore, SQLiteStore, ViewStore, advisory_key
 
 logger = logging.getLogger("aero_auth.projections")
@@ -59,14 +60,15 @@ def connection_options(pool_kwargs: dict[str, Any]) -> dict[str, Any]:
 class FileLease:
     """SQLite: an exclusive flock on a file beside the view's database file."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, database: str) -> None:
         self.path = path
+        self.database = database
         self._fd: int | None = None
 
     def try_acquire(self) -> bool:
         if self._fd is not None:
             return True
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_lock_file(self.path, self.database)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -132,7 +134,7 @@ class AdvisoryLease:
 
 def projector_lease(view: ViewStore) -> Lease:
     if isinstance(view, SQLiteStore):
-        return FileLease(f"{view.path}.projector.lock")
+        return FileLease(f"{view.path}.projector.lock", view.path)
     if isinstance(view, PostgresStore):
         # The connection arguments of the view's pool (eventsourcing passes a dict).
         pool_kwargs = view.datastore.pool.kwargs

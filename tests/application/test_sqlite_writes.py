@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from eventsourcing.persistence import OperationalError
 
 from application.clock import FixedClock
 from application.service import AeroAuth
@@ -52,7 +54,7 @@ def another_process_writing(lock_path: str) -> Iterator[None]:
     flock belongs to an open file: a second open of the file is a second holder,
     in this process as in another.
     """
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -92,6 +94,40 @@ def test_writers_wait_for_another_process_and_reads_go_past_them(
         writer.join(timeout=5)
         assert not writer.is_alive()
     assert len(app.recorder.select_notifications(0, 10)) == 3
+
+
+def test_a_writer_gives_up_after_the_lock_timeout_as_sqlite_would(
+    app: AeroAuth, clock: FixedClock
+) -> None:
+    lock = recorder_of(app).writer_lock
+    lock.timeout = 0.3
+    with another_process_writing(lock.path or ""):
+        started = time.monotonic()
+        with pytest.raises(OperationalError, match="database is locked"):
+            app.save(UnknownUserLogin.record("acme", "late", clock.now()))
+        assert 0.3 <= time.monotonic() - started < 2
+    app.save(UnknownUserLogin.record("acme", "later", clock.now()))
+    assert len(app.recorder.select_notifications(0, 10)) == 1
+
+
+def test_the_lock_file_takes_the_databases_permissions_and_serves_read_only(
+    app: AeroAuth, clock: FixedClock, sqlite_database: DatabaseUnderTest
+) -> None:
+    assert sqlite_database.sqlite_path is not None
+    app.save(UnknownUserLogin.record("acme", "first", clock.now()))
+    lock_path = Path(recorder_of(app).writer_lock.path or "")
+    database_mode = stat.S_IMODE(sqlite_database.sqlite_path.stat().st_mode)
+    assert stat.S_IMODE(lock_path.stat().st_mode) == database_mode & ~current_umask()
+    # Created by another user, it may not be writable by this one: a flock needs no more.
+    lock_path.chmod(0o444)
+    app.save(UnknownUserLogin.record("acme", "second", clock.now()))
+    assert len(app.recorder.select_notifications(0, 10)) == 2
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 WRITER = """
