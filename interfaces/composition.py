@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from application.service import AeroAuth, SecurityPolicy
 from domain.throttle import Throttle
 from interfaces.keys import KeyConfigurationError, decode_key, read_or_create
 from interfaces.settings import Settings
+from projections.lease import CONNECTION_OPTIONS
 from projections.runtime import LiveReadModels
 from projections.store import advisory_key
 
@@ -138,6 +138,9 @@ def security_policy(settings: Settings) -> SecurityPolicy:
     )
 
 
+SCHEMA_LOCK_TIMEOUT_SECONDS = 60
+
+
 @contextmanager
 def schema_lock(store: Store) -> Iterator[None]:
     """PostgreSQL: one process at a time runs the library's CREATE statements.
@@ -158,9 +161,18 @@ def schema_lock(store: Store) -> Iterator[None]:
         password=store.password,
         dbname=store.dbname,
         autocommit=True,
-        connect_timeout=10,
+        **CONNECTION_OPTIONS,
     ) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (advisory_key("aero-auth/event-store-schema"),))
+        try:
+            conn.execute(f"SET lock_timeout = '{SCHEMA_LOCK_TIMEOUT_SECONDS}s'")
+            conn.execute(
+                "SELECT pg_advisory_lock(%s)", (advisory_key("aero-auth/event-store-schema"),)
+            )
+        except psycopg.errors.LockNotAvailable:
+            raise RuntimeError(
+                f"another process has been creating the event store's tables for "
+                f"{SCHEMA_LOCK_TIMEOUT_SECONDS} s (PostgreSQL advisory lock): giving up"
+            ) from None
         yield
 
 
@@ -176,7 +188,7 @@ def build_application(settings: Settings, clock: Clock | None = None) -> AeroAut
                     settings.argon2_iterations,
                     settings.argon2_parallelism,
                 ),
-                concurrency=settings.hash_concurrency or os.cpu_count() or 1,
+                concurrency=settings.hash_concurrency,
             ),
             secret_box=secret_box(settings),
             security=security_policy(settings),

@@ -9,9 +9,13 @@ statements at the same moment, which failed a worker's start.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
-from interfaces.composition import build_application
+import pytest
+
+from interfaces import composition
+from interfaces.composition import Store, build_application
 from interfaces.settings import Settings
 
 
@@ -41,3 +45,18 @@ def test_applications_starting_together_on_an_empty_store_all_start(settings: Se
     finally:
         for app in apps:
             app.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+def test_a_start_gives_up_when_another_holds_the_schema_lock_too_long(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store.from_url(settings.database_url)
+    monkeypatch.setattr(composition, "SCHEMA_LOCK_TIMEOUT_SECONDS", 1)
+    with composition.schema_lock(store):  # another process, creating the tables
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match="creating the event store's tables"):
+            build_application(settings)
+        assert time.monotonic() - started < 10
+    build_application(settings).close()
