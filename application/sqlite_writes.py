@@ -11,9 +11,9 @@ Here an event-store write first takes this process's lock, then an exclusive
 flock on a file beside the database, and only then a pooled connection: reads
 go past a waiting writer, and a writer waiting on another process polls the
 flock at most a millisecond apart. Both waits give up after the store's lock
-timeout (``SQLITE_LOCK_TIMEOUT``), as SQLite's own would. Snapshots (one per
-100 events of a credential) and writers outside aero-auth do not take the
-flock; SQLite's busy handler still orders them.
+timeout (``SQLITE_LOCK_TIMEOUT``), as SQLite's own would. Snapshots take the
+same lock; writers outside aero-auth do not, and SQLite's busy handler still
+orders them.
 """
 
 from __future__ import annotations
@@ -26,12 +26,19 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from eventsourcing.persistence import OperationalError, StoredEvent
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.sqlite import (
     SQLITE3_DEFAULT_LOCK_TIMEOUT,
+    SQLiteAggregateRecorder,
     SQLiteApplicationRecorder,
-    SQLiteDatastore,
+    SQLiteFactory,
 )
+from eventsourcing.utils import Environment, EnvType
 
 _LONGEST_PAUSE = 0.001
 
@@ -99,19 +106,53 @@ class WriterLock:
 
 
 class SerialisedWritesRecorder(SQLiteApplicationRecorder):
-    """The library's SQLite application recorder, its writes under a ``WriterLock``."""
+    """The library's SQLite application recorder, its writes under the factory's lock."""
 
-    def __init__(self, datastore: SQLiteDatastore, **kwargs: Any) -> None:
-        super().__init__(datastore, **kwargs)
-        pool = datastore.pool
-        self.writer_lock = WriterLock(
-            None if pool.is_sqlite_memory_mode else pool.db_name + ".writer-lock",
-            pool.db_name,
-            pool.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT,
-        )
+    writer_lock: WriterLock
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         with self.writer_lock.held():
             return super().insert_events(stored_events, **kwargs)
+
+
+class SerialisedSnapshotsRecorder(SQLiteAggregateRecorder):
+    """The snapshots' recorder, in the same database, under the same lock."""
+
+    writer_lock: WriterLock
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        with self.writer_lock.held():
+            return super().insert_events(stored_events, **kwargs)
+
+
+class SerialisedWritesFactory(SQLiteFactory):
+    """The library's SQLite persistence (PERSISTENCE_MODULE names this class), with one
+    ``WriterLock`` for the events and the snapshots of its database."""
+
+    application_recorder_class = SerialisedWritesRecorder
+    aggregate_recorder_class = SerialisedSnapshotsRecorder
+
+    def __init__(self, env: Environment | EnvType | None) -> None:
+        super().__init__(env)
+        pool = self.datastore.pool
+        self.writer_lock = WriterLock(
+            None if pool.is_sqlite_memory_mode else pool.db_name + ".writer-lock",
+            pool.db_name,
+            pool.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT,
+        )
+
+    def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
+        recorder = super().aggregate_recorder(purpose)
+        assert isinstance(recorder, SerialisedSnapshotsRecorder)
+        recorder.writer_lock = self.writer_lock
+        return recorder
+
+    def application_recorder(self) -> ApplicationRecorder:
+        recorder = super().application_recorder()
+        assert isinstance(recorder, SerialisedWritesRecorder)
+        recorder.writer_lock = self.writer_lock
+        return recorder

@@ -75,12 +75,9 @@ class Store:
             self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
             return {
                 **cache,
-                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "PERSISTENCE_MODULE": "application.sqlite_writes:SerialisedWritesFactory",
                 "SQLITE_DBNAME": str(self.sqlite_path),
                 "SQLITE_LOCK_TIMEOUT": "10",
-                "APPLICATION_RECORDER_TOPIC": (
-                    "application.sqlite_writes:SerialisedWritesRecorder"
-                ),
             }
         return {
             **cache,

@@ -96,6 +96,20 @@ def test_writers_wait_for_another_process_and_reads_go_past_them(
     assert len(app.recorder.select_notifications(0, 10)) == 3
 
 
+def test_snapshots_wait_for_the_same_lock(app: AeroAuth, clock: FixedClock) -> None:
+    attempted = UnknownUserLogin.record("acme", "mallory", clock.now())
+    app.save(attempted)
+    assert app.snapshots is not None
+    with another_process_writing(recorder_of(app).writer_lock.path or ""):
+        snapshot = threading.Thread(target=app.take_snapshot, args=(attempted.id,), daemon=True)
+        snapshot.start()
+        time.sleep(0.3)
+        assert snapshot.is_alive()
+    snapshot.join(timeout=5)
+    assert not snapshot.is_alive()
+    assert len(list(app.snapshots.get(attempted.id))) == 1
+
+
 def test_a_writer_gives_up_after_the_lock_timeout_as_sqlite_would(
     app: AeroAuth, clock: FixedClock
 ) -> None:
