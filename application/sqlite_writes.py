@@ -105,20 +105,8 @@ class WriterLock:
                 pause = min(pause * 2, _LONGEST_PAUSE)
 
 
-class SerialisedWritesRecorder(SQLiteApplicationRecorder):
-    """The library's SQLite application recorder, its writes under the factory's lock."""
-
-    writer_lock: WriterLock
-
-    def insert_events(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        with self.writer_lock.held():
-            return super().insert_events(stored_events, **kwargs)
-
-
 class SerialisedSnapshotsRecorder(SQLiteAggregateRecorder):
-    """The snapshots' recorder, in the same database, under the same lock."""
+    """The library's SQLite recorder (the snapshots'), its writes under the factory's lock."""
 
     writer_lock: WriterLock
 
@@ -127,6 +115,10 @@ class SerialisedSnapshotsRecorder(SQLiteAggregateRecorder):
     ) -> Sequence[int] | None:
         with self.writer_lock.held():
             return super().insert_events(stored_events, **kwargs)
+
+
+class SerialisedWritesRecorder(SerialisedSnapshotsRecorder, SQLiteApplicationRecorder):
+    """The application recorder (the events), its writes under the same lock."""
 
 
 class SerialisedWritesFactory(SQLiteFactory):

@@ -21,25 +21,14 @@ from application.clock import FixedClock
 from application.service import AeroAuth
 from application.sqlite_writes import SerialisedWritesRecorder
 from domain.credential import UnknownUserLogin
-from interfaces.composition import build_application
 from interfaces.settings import Settings
-from tests.conftest import DatabaseUnderTest, make_settings
+from tests.conftest import DatabaseUnderTest
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def sqlite_settings(sqlite_database: DatabaseUnderTest, tmp_path: Path) -> Settings:
-    return make_settings(sqlite_database, tmp_path)
-
-
-@pytest.fixture
-def app(sqlite_settings: Settings, clock: FixedClock) -> Iterator[AeroAuth]:
-    application = build_application(sqlite_settings, clock=clock)
-    try:
-        yield application
-    finally:
-        application.close()
+# The store's own fixtures (tests/conftest.py), on SQLite only.
+pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
 
 def recorder_of(app: AeroAuth) -> SerialisedWritesRecorder:
@@ -70,11 +59,11 @@ def attempt(app: AeroAuth, clock: FixedClock, username: str) -> threading.Thread
 
 
 def test_the_sqlite_store_writes_under_a_lock_file_beside_the_database(
-    app: AeroAuth, clock: FixedClock, sqlite_database: DatabaseUnderTest
+    app: AeroAuth, clock: FixedClock, database: DatabaseUnderTest
 ) -> None:
     app.save(UnknownUserLogin.record("acme", "mallory", clock.now()))
-    assert sqlite_database.sqlite_path is not None
-    assert recorder_of(app).writer_lock.path == f"{sqlite_database.sqlite_path}.writer-lock"
+    assert database.sqlite_path is not None
+    assert recorder_of(app).writer_lock.path == f"{database.sqlite_path}.writer-lock"
     assert Path(recorder_of(app).writer_lock.path).exists()
 
 
@@ -125,12 +114,12 @@ def test_a_writer_gives_up_after_the_lock_timeout_as_sqlite_would(
 
 
 def test_the_lock_file_takes_the_databases_permissions_and_serves_read_only(
-    app: AeroAuth, clock: FixedClock, sqlite_database: DatabaseUnderTest
+    app: AeroAuth, clock: FixedClock, database: DatabaseUnderTest
 ) -> None:
-    assert sqlite_database.sqlite_path is not None
+    assert database.sqlite_path is not None
     app.save(UnknownUserLogin.record("acme", "first", clock.now()))
     lock_path = Path(recorder_of(app).writer_lock.path or "")
-    database_mode = stat.S_IMODE(sqlite_database.sqlite_path.stat().st_mode)
+    database_mode = stat.S_IMODE(database.sqlite_path.stat().st_mode)
     assert stat.S_IMODE(lock_path.stat().st_mode) == database_mode & ~current_umask()
     # Created by another user, it may not be writable by this one: a flock needs no more.
     lock_path.chmod(0o444)
@@ -164,13 +153,13 @@ app.close()
 
 @pytest.mark.slow
 def test_writers_in_two_processes_each_land_every_event_once(
-    app: AeroAuth, sqlite_settings: Settings
+    app: AeroAuth, settings: Settings
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AERO_")}
     env.update(
-        AERO_DATABASE_URL=sqlite_settings.database_url,
-        AERO_DATA_DIR=str(sqlite_settings.data_dir),
-        AERO_SECRET_KEY=sqlite_settings.secret_key.get_secret_value(),  # type: ignore[union-attr]
+        AERO_DATABASE_URL=settings.database_url,
+        AERO_DATA_DIR=str(settings.data_dir),
+        AERO_SECRET_KEY=settings.secret_key.get_secret_value(),  # type: ignore[union-attr]
         PYTHONPATH=str(ROOT),
     )
     writers = [
