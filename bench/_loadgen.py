@@ -65,6 +65,11 @@ class RawResponse:
         return json.loads(self.content)
 
 
+# uvicorn closes a keep-alive connection after 5 s without a request; one idle
+# that long may be closing as we send on it, so it is replaced instead.
+IDLE_LIMIT = 4.0
+
+
 class RawClient:
     """Keep-alive HTTP/1.1 over asyncio streams: a pool of ``size`` connections."""
 
@@ -73,7 +78,7 @@ class RawClient:
         self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
         self.size = size
         self._host_header = f"Host: {url.netloc}\r\n".encode()
-        self._idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+        self._idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = (
             asyncio.Queue()
         )
         self._opened = 0
@@ -83,18 +88,26 @@ class RawClient:
 
     async def __aexit__(self, *exc: object) -> None:
         while not self._idle.empty():
-            _, writer = self._idle.get_nowait()
+            _, writer, _ = self._idle.get_nowait()
             writer.close()
 
     async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self._idle.empty() and self._opened < self.size:
-            self._opened += 1
-            try:
-                return await asyncio.open_connection(self.host, self.port)
-            except OSError:
-                self._opened -= 1
-                raise
-        return await self._idle.get()
+            return await self._open()
+        reader, writer, last_used = await self._idle.get()
+        if time.monotonic() - last_used > IDLE_LIMIT:
+            writer.close()
+            self._opened -= 1
+            return await self._open()
+        return reader, writer
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        self._opened += 1
+        try:
+            return await asyncio.open_connection(self.host, self.port)
+        except OSError:
+            self._opened -= 1
+            raise
 
     async def request(
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
@@ -120,7 +133,7 @@ class RawClient:
             writer.close()
             self._opened -= 1
             raise httpx.TransportError(f"{type(e).__name__}: {e}") from e
-        self._idle.put_nowait((reader, writer))
+        self._idle.put_nowait((reader, writer, time.monotonic()))
         return RawResponse(int(status_line.split(b" ", 2)[1]), content)
 
     async def post(
