@@ -59,18 +59,19 @@ def open_lock_file(path: str, like: str) -> int:
 
 
 class WriterLock:
-    """One writer at a time in this process, then across processes (flock on ``path``).
+    """One writer at a time in this process, then across processes: an flock on a
+    file beside ``database`` (None: an in-memory database, which no other process sees).
 
-    The file is opened for each write and closed after it, which lets the flock
-    go: a few microseconds beside a commit's fsync, and no descriptor outlives
-    the application.
+    The file is opened at the first write, with the database's permissions, and
+    stays open until ``close``; each write takes the flock and lets it go.
     """
 
-    def __init__(self, path: str | None, database: str, timeout: float) -> None:
-        self.path = path
+    def __init__(self, database: str | None, timeout: float) -> None:
         self.database = database
+        self.path = None if database is None else database + ".writer-lock"
         self.timeout = timeout
         self._threads = threading.Lock()
+        self._fd: int | None = None
 
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -78,17 +79,24 @@ class WriterLock:
         if not self._threads.acquire(timeout=self.timeout):
             raise OperationalError(f"database is locked: waited {self.timeout:g} s to write")
         try:
-            if self.path is None:  # an in-memory database has no other process
+            if self.path is None or self.database is None:
                 yield
                 return
-            fd = open_lock_file(self.path, self.database)
+            if self._fd is None:
+                self._fd = open_lock_file(self.path, self.database)
+            self._flock(self._fd, deadline)
             try:
-                self._flock(fd, deadline)
                 yield
             finally:
-                os.close(fd)
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._threads.release()
+
+    def close(self) -> None:
+        with self._threads:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
     def _flock(self, fd: int, deadline: float) -> None:
         pause = _LONGEST_PAUSE / 8
@@ -132,8 +140,7 @@ class SerialisedWritesFactory(SQLiteFactory):
         super().__init__(env)
         pool = self.datastore.pool
         self.writer_lock = WriterLock(
-            None if pool.is_sqlite_memory_mode else pool.db_name + ".writer-lock",
-            pool.db_name,
+            None if pool.is_sqlite_memory_mode else pool.db_name,
             pool.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT,
         )
 
@@ -148,3 +155,7 @@ class SerialisedWritesFactory(SQLiteFactory):
         assert isinstance(recorder, SerialisedWritesRecorder)
         recorder.writer_lock = self.writer_lock
         return recorder
+
+    def close(self) -> None:
+        self.writer_lock.close()
+        super().close()

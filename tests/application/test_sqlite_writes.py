@@ -21,6 +21,7 @@ from application.clock import FixedClock
 from application.service import AeroAuth
 from application.sqlite_writes import SerialisedWritesRecorder
 from domain.credential import UnknownUserLogin
+from interfaces.composition import build_application
 from interfaces.settings import Settings
 from tests.conftest import DatabaseUnderTest
 
@@ -114,17 +115,37 @@ def test_a_writer_gives_up_after_the_lock_timeout_as_sqlite_would(
 
 
 def test_the_lock_file_takes_the_databases_permissions_and_serves_read_only(
-    app: AeroAuth, clock: FixedClock, database: DatabaseUnderTest
+    app: AeroAuth, clock: FixedClock, database: DatabaseUnderTest, settings: Settings
 ) -> None:
     assert database.sqlite_path is not None
     app.save(UnknownUserLogin.record("acme", "first", clock.now()))
     lock_path = Path(recorder_of(app).writer_lock.path or "")
     database_mode = stat.S_IMODE(database.sqlite_path.stat().st_mode)
     assert stat.S_IMODE(lock_path.stat().st_mode) == database_mode & ~current_umask()
-    # Created by another user, it may not be writable by this one: a flock needs no more.
+    # Created by another user, it may not be writable by this one: a flock needs no more
+    # than a read-only descriptor (checked directly too: root ignores the mode bits).
+    fd = recorder_of(app).writer_lock._fd
+    assert fd is not None
+    assert fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY
+    # Another process opens it afresh.
     lock_path.chmod(0o444)
-    app.save(UnknownUserLogin.record("acme", "second", clock.now()))
+    other = build_application(settings, clock=clock)
+    try:
+        other.save(UnknownUserLogin.record("acme", "second", clock.now()))
+    finally:
+        other.close()
     assert len(app.recorder.select_notifications(0, 10)) == 2
+
+
+def test_closing_the_application_lets_go_of_the_lock_file(
+    app: AeroAuth, clock: FixedClock
+) -> None:
+    app.save(UnknownUserLogin.record("acme", "first", clock.now()))
+    lock = recorder_of(app).writer_lock
+    opened = os.readlink(f"/proc/self/fd/{lock._fd}") if lock._fd is not None else None
+    assert opened == lock.path
+    app.close()
+    assert lock._fd is None
 
 
 def current_umask() -> int:
