@@ -331,26 +331,32 @@ def _until_caught_up(views: Views, total: int) -> None:
         time.sleep(0.05)
 
 
+def terminate_sessions(database: DatabaseUnderTest, query: str) -> int:
+    """Run ``query`` (a SELECT of pg_terminate_backend) in the test's database; how many ended."""
+    import psycopg
+
+    from tests.conftest import PG_HOST, PG_PORT, PG_USER
+
+    with psycopg.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=database.pg_dbname, autocommit=True
+    ) as conn:
+        return len(conn.execute(query).fetchall())
+
+
 # LISTEN/NOTIFY is PostgreSQL's; SQLite sources poll.
 @pytest.mark.postgres
 @pytest.mark.parametrize("database", ["postgres"], indirect=True)
 def test_the_views_catch_up_after_their_listening_connections_are_cut(
     app: AeroAuth, read_models: LiveReadModels, database: DatabaseUnderTest
 ) -> None:
-    import psycopg
-
-    from tests.conftest import PG_HOST, PG_PORT, PG_USER
-
     make_environment(app)
     caught_up(app, read_models)
-    with psycopg.connect(
-        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=database.pg_dbname, autocommit=True
-    ) as conn:
-        cut = conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
-        ).fetchall()
-    assert len(cut) == 2  # one per view
+    cut = terminate_sessions(
+        database,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
+    assert cut == 2  # one per view
 
     app.create_user("acme", "bob", PASSWORD)
     caught_up(app, read_models)
@@ -365,24 +371,18 @@ def test_a_holder_whose_lease_session_ends_stands_by_and_one_process_projects_on
     database: DatabaseUnderTest,
     two_processes: tuple[LiveReadModels, LiveReadModels],
 ) -> None:
-    import psycopg
-
-    from tests.conftest import PG_HOST, PG_PORT, PG_USER
-
     first, second = two_processes
     make_environment(app)
     caught_up(app, first)
     assert [r.projecting for r in first._runners.values()] == [True, True]
-    with psycopg.connect(
-        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=database.pg_dbname, autocommit=True
-    ) as conn:
-        ended = conn.execute(
-            "SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
-            "JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND a.state = 'idle' "
-            "AND a.datname = current_database()"
-        ).fetchall()
-    assert len(ended) == 2  # the two views' leases
+    ended = terminate_sessions(
+        database,
+        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
+        "JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND a.state = 'idle' "
+        "AND a.datname = current_database()",
+    )
+    assert ended == 2  # the two views' leases
 
     def one_projects_each_view() -> bool:
         return all(
