@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from application.service import AeroAuth
+from application.service import AeroAuth, replay
 from domain.base import AeroAggregate
 from domain.credential import UserCredential
 from domain.environment import Environment
@@ -260,9 +260,9 @@ class History:
         return version
 
     def _rebuild(self, aggregate_id: UUID, version: int) -> Any:
-        # Starts from the nearest snapshot at or below ``version`` (every 100
-        # events for credentials), so at most 99 events are replayed.
-        return self._app.repository.get(aggregate_id, version=version)
+        # Starts from the nearest snapshot at or below ``version`` (every
+        # SNAPSHOT_INTERVAL events for credentials), so few events are replayed.
+        return self._app.repository.get(aggregate_id, version=version, projector_func=replay)
 
     # ----- environments -----
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from functools import lru_cache
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from domain.errors import InvalidInputError
@@ -18,10 +19,17 @@ MAX_NAME = 64
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://aero-auth/ids")
 
 
+# Every command and login derives one or two ids: cached, since a SHA-1, a UUID
+# and (for users) a Unicode normalisation each time cost more than the lookup.
+# A UUID is immutable; 16,384 user ids are about 5 MB.
+
+
+@lru_cache(maxsize=1024)
 def environment_id(slug: str) -> UUID:
     return uuid5(_NAMESPACE, f"environment/{slug}")
 
 
+@lru_cache(maxsize=16384)
 def user_id(slug: str, username: str) -> UUID:
     return uuid5(_NAMESPACE, f"user/{slug}/{username_key(username)}")
 

@@ -8,7 +8,7 @@ import pytest
 
 from application.clock import FixedClock
 from application.service import AeroAuth
-from domain.credential import UserCredential
+from domain.credential import SNAPSHOT_INTERVAL, UserCredential
 from domain.errors import InvalidCodeError
 from tests.application.helpers import BOB, ENV, bob_registered, code_login
 
@@ -17,26 +17,41 @@ def state(aggregate: Any) -> dict[str, Any]:
     return {k: v for k, v in vars(aggregate).items() if k != "_pending_events"}
 
 
-def test_a_user_with_more_than_a_hundred_events_loads_from_a_snapshot(
-    app: AeroAuth, clock: FixedClock
+def test_a_user_with_a_long_history_loads_from_its_latest_snapshot(
+    app: AeroAuth, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bob_registered(app, clock)
     challenge = code_login(app)
     with pytest.raises(InvalidCodeError):
         app.verify_code(ENV, BOB, challenge, "12345")
-    for i in range(100):
+    for i in range(5 * SNAPSHOT_INTERVAL):
         app.change_groups(ENV, BOB, ["finance", f"project-{i % 2}"])
     challenge = code_login(app)  # events after the snapshot, on top of it
     with pytest.raises(InvalidCodeError):
         app.verify_code(ENV, BOB, challenge, "1234567")
     user_id = app.user(ENV, BOB).id
+    version = app.repository.get(user_id).version
+    assert version % SNAPSHOT_INTERVAL != 0
+    latest = version - version % SNAPSHOT_INTERVAL
+    read = []
+    events_get = app.events.get
 
-    loaded = app.repository.get(user_id)
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        for event in events_get(*args, **kwargs):
+            read.append(event.originator_version)
+            yield event
+
+    monkeypatch.setattr(app.repository, "cache", None)  # from the store, not this process
+    monkeypatch.setattr(app.events, "get", counting)
+    loaded = app.user_by_id(user_id)  # as every command loads a user
 
     assert app.snapshots is not None
     snapshots = list(app.snapshots.get(user_id))
-    assert [s.originator_version for s in snapshots] == [100]
-    assert loaded.version > 100
+    assert [s.originator_version for s in snapshots] == list(
+        range(SNAPSHOT_INTERVAL, version + 1, SNAPSHOT_INTERVAL)
+    )
+    assert read == list(range(latest + 1, version + 1))
+    assert loaded.version == version
     replayed = None
     for event in app.events.get(user_id):
         replayed = event.mutate(replayed)
@@ -47,7 +62,7 @@ def test_a_user_with_more_than_a_hundred_events_loads_from_a_snapshot(
 
 def test_snapshots_are_stored_under_a_stable_topic(app: AeroAuth, clock: FixedClock) -> None:
     bob_registered(app, clock)
-    for i in range(100):
+    for i in range(SNAPSHOT_INTERVAL):
         app.change_groups(ENV, BOB, ["finance", f"project-{i % 2}"])
     user_id = app.user(ENV, BOB).id
 
