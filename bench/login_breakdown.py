@@ -8,7 +8,8 @@ figures less; every part is measured in this run:
 - the application: ``AeroAuth.start_login`` then ``verify_code`` for users with
   authenticators, in this process, with the password hash taken out (a hasher
   that answers without hashing; this script only), so what remains is loading,
-  deciding and saving: 3 events in 2 transactions;
+  deciding and saving: 3 events in 2 transactions; once for new users, once for
+  users with a history of logins loaded without the aggregate cache;
 - HTTP: server CPU per request of a bare FastAPI app (bench/bare_app.py, a sync
   and an async endpoint that return a constant) and of aero-auth's /healthz,
   each served by uvicorn with one worker and driven by the load generator;
@@ -23,6 +24,7 @@ The target of benchmark 1 (logins/s >= 0.8 x verifies/s) leaves a login
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -80,6 +82,56 @@ def application_cpu_ms(store: h.Store, logins: int) -> float:
         return (time.process_time() - started) * 1000 / logins
 
 
+def application_history_cpu_ms(
+    store: h.Store, logins: int, users: int = 20, library_loading: bool = False
+) -> float:
+    """As ``application_cpu_ms``, for users 30 logins into their history (about 90
+    events, so snapshots have been taken) and with no aggregate cache, as for most
+    logins of a platform whose users log in once or twice a day.
+
+    ``library_loading``: as before change 14 (docs/benchmarks.md), for comparison:
+    the library's ``project_aggregate``, which checks each event against a
+    runtime Protocol, and a snapshot every 100 events.
+    """
+    from datetime import UTC, datetime
+    from unittest import mock
+
+    import pyotp
+    from eventsourcing.application import project_aggregate
+
+    import application.service
+    from application.clock import FixedClock
+    from domain.credential import UserCredential
+
+    clock = FixedClock(datetime.now(UTC).replace(microsecond=0))
+    with contextlib.ExitStack() as patches, h.Seeder(store, clock=clock) as seeder:
+        seeder.environment()
+        names = seeder.registered_users(0, users, keep=False)
+        app = seeder.app
+        app.hasher = WithoutHashing()
+        app.repository.cache = None
+        if library_loading:
+            patches.enter_context(mock.patch.object(application.service, "replay",
+                                                    project_aggregate))  # fmt: skip
+            app.snapshotting_intervals = {UserCredential: 100}
+            app.snapshotting_projectors = {}
+        totps = {name: pyotp.TOTP(h.totp_secret(name)) for name in names}
+
+        def round_of_logins() -> None:
+            clock.advance(seconds=30)  # a new time step: each code is used once
+            for name in names:
+                step = app.start_login(h.ENV, name, h.PASSWORD)
+                app.verify_code(h.ENV, name, step.challenge_id, totps[name].at(clock.now()))
+
+        for _ in range(30):
+            round_of_logins()
+        rounds = max(logins // users, 1)
+        started = time.process_time()
+        for _ in range(rounds):
+            round_of_logins()
+        return (time.process_time() - started) * 1000 / (rounds * users)
+
+
 def server_cpu_per_request(server: Any, path: str, seconds: float) -> tuple[float, int]:
     ledger = h.CpuLedger(server=[server.process.pid, *server.workers()])
     ledger.start()
@@ -133,6 +185,10 @@ def main() -> None:
             with h.scratch_store(kind) as store:
                 app_ms = application_cpu_ms(store, args.logins)
             with h.scratch_store(kind) as store:
+                history_ms = application_history_cpu_ms(store, args.logins)
+            with h.scratch_store(kind) as store:
+                library_ms = application_history_cpu_ms(store, args.logins, library_loading=True)
+            with h.scratch_store(kind) as store:
                 floor = http_floor(store, args.seconds)
                 with h.Seeder(store) as seeder:
                     seeder.environment()
@@ -142,6 +198,9 @@ def main() -> None:
             print(f"[{kind}] skipped: {e}")
             continue
         print(f"[{kind}] application (load, decide, save; no hash): {app_ms:.2f} ms CPU per login")
+        print(f"[{kind}] the same for users 30 logins into their history, no aggregate cache: "
+              f"{history_ms:.2f} ms CPU per login; {library_ms:.2f} ms with the library's "
+              "project_aggregate and a snapshot every 100 events")  # fmt: skip
         for label, ms in floor.items():
             print(f"[{kind}] HTTP, {label}: {ms:.3f} ms server CPU per request")
         print(f"[{kind}] full login over HTTP, {h.nproc()} workers, 16 concurrent: server "
