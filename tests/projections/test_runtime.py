@@ -305,6 +305,68 @@ def test_a_projector_killed_mid_batch_resumes_without_losing_or_repeating_rows(
         views.close()
 
 
+@pytest.fixture
+def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
+    """The size of every batch each view's runner records, in order."""
+    recorded: dict[str, list[int]] = {}
+    record = runtime.process_batch
+
+    def counting(view: ViewStore, *args: Any, **kwargs: Any) -> int:
+        recorded.setdefault(view.name, []).append(len(args[2]))
+        return record(view, *args, **kwargs)
+
+    monkeypatch.setattr(runtime, "process_batch", counting)
+    return recorded
+
+
+def _toggle_roles(app: AeroAuth, times: int) -> None:
+    """``times`` commits of one event each."""
+    for _ in range(times):
+        auditor = "auditor" in app.user("acme", "alice").roles
+        app.change_roles("acme", "alice", ["admin"] if auditor else ["admin", "auditor"])
+
+
+def test_commits_within_the_batch_interval_share_one_batch(
+    app: AeroAuth, batch_sizes: dict[str, list[int]]
+) -> None:
+    models = LiveReadModels.for_app(app, poll_interval=0.01, batch_interval=1.0)
+    models.start()
+    try:
+        make_environment(app)
+        created = app.recorder.max_notification_id() or 0
+        # positions() only reads: unlike wait_for, it does not hurry the runners.
+        _eventually(lambda: min(models.positions().values()) >= created)
+        before = {name: len(sizes) for name, sizes in batch_sizes.items()}
+
+        _toggle_roles(app, 5)  # well within the second since the last batch began
+        last = app.recorder.max_notification_id() or 0
+        _eventually(lambda: min(models.positions().values()) >= last)
+
+        assert {name: sizes[before[name] :] for name, sizes in batch_sizes.items()} == {
+            "audit": [5],
+            "directory": [5],
+        }
+    finally:
+        models.close()
+
+
+def test_a_request_waiting_for_its_write_does_not_wait_out_the_batch_interval(
+    app: AeroAuth,
+) -> None:
+    models = LiveReadModels.for_app(app, poll_interval=0.01, batch_interval=60)
+    models.start()
+    try:
+        make_environment(app)
+        caught_up(app, models)  # a batch just now: the next one would wait a minute
+        _toggle_roles(app, 1)
+
+        assert models.wait_for(app.recorder.max_notification_id() or 0, timeout=10)
+    finally:
+        started = time.monotonic()
+        models.close()
+    assert time.monotonic() - started < 5  # a stop ends the wait too
+
+
 def _eventually(condition: Callable[[], bool], timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
