@@ -47,6 +47,30 @@ def hash_cpu_ms(verifies: int) -> float:
     return (time.thread_time() - started) * 1000 / verifies
 
 
+def thread_round_trip_us(trips: int = 5000) -> float:
+    """CPU (both threads) of one round trip between two threads, Event to Event:
+    the floor of every hand-off to and from a thread pool, a runner or a lock."""
+    import threading
+
+    ping, pong = threading.Event(), threading.Event()
+
+    def other() -> None:
+        for _ in range(trips):
+            ping.wait()
+            ping.clear()
+            pong.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    started = time.process_time()
+    for _ in range(trips):
+        ping.set()
+        pong.wait()
+        pong.clear()
+    thread.join()
+    return (time.process_time() - started) * 1e6 / trips
+
+
 class WithoutHashing:
     """Stands in for the hasher: the password is taken as right, at no cost."""
 
@@ -180,6 +204,8 @@ def main() -> None:
     hashed = hash_cpu_ms(args.verifies)
     print(f"argon2id verify, one thread: {hashed:.2f} ms CPU; at the target a login may "
           f"spend {hashed * 0.25:.2f} ms CPU on everything else")  # fmt: skip
+    print(f"a round trip between two threads (Event set, wait): {thread_round_trip_us():.0f} us "
+          "CPU of both threads")  # fmt: skip
     for kind in h.stores(args.store):
         try:
             with h.scratch_store(kind) as store:

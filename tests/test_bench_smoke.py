@@ -21,8 +21,8 @@ SCRIPTS = {
     ),
     "login_breakdown.py": (
         ["--verifies", "2", "--logins", "20", "--seconds", "0.5"],
-        ["argon2id verify", "application", "bare FastAPI, sync", "aero-auth /healthz",
-         "into their history", "full login over HTTP"],
+        ["argon2id verify", "between two threads", "application", "into their history",
+         "bare FastAPI, sync", "aero-auth /healthz", "full login over HTTP"],
     ),
     "code_step.py": (
         ["--seconds", "1", "--users", "150", "--concurrency", "4", "--history", "150",
