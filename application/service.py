@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -19,10 +20,11 @@ from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
+    PersistenceError,
     RecordConflictError,
     Recording,
     Transcoding,
@@ -62,6 +64,8 @@ from domain.rules import (
 )
 from domain.throttle import CODE_THROTTLE, PASSWORD_THROTTLE, Throttle
 from domain.totp import is_well_formed, matching_step, provisioning_uri, random_secret
+
+logger = logging.getLogger("aero_auth.application")
 
 # The notification position of the last save in this context (request or
 # thread): the HTTP layer waits for the read models to reach it before it
@@ -184,6 +188,15 @@ class AeroAuth(Application[UUID]):
             raise ValueError("AeroAuth needs a SecretBox: keys come from configuration")
         self.secret_box = secret_box
         self.security = security or SecurityPolicy()
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        # Taken after the events committed, and only to load faster: a login that
+        # succeeded (its code now used up) must not answer 500 because its
+        # snapshot could not be written. The next save at an interval tries again.
+        try:
+            super()._take_snapshots(processing_event)
+        except PersistenceError as e:
+            logger.warning("snapshot not written, events saved: %s: %s", type(e).__name__, e)
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         if recordings:

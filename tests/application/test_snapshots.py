@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import OperationalError
 
 from application.clock import FixedClock
-from application.service import AeroAuth
+from application.service import AeroAuth, last_saved_position
 from domain.credential import SNAPSHOT_INTERVAL, UserCredential
 from domain.errors import InvalidCodeError
 from tests.application.helpers import BOB, ENV, bob_registered, code_login
@@ -70,3 +72,27 @@ def test_snapshots_are_stored_under_a_stable_topic(app: AeroAuth, clock: FixedCl
     stored = app.snapshots.recorder.select_events(user_id)
 
     assert [s.topic for s in stored] == ["aero:UserCredential.Snapshot"]
+
+
+def test_a_snapshot_that_cannot_be_written_does_not_fail_the_command(
+    app: AeroAuth,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bob_registered(app, clock)
+    user_id = app.user(ENV, BOB).id
+    assert app.snapshots is not None
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("disk I/O error")
+
+    monkeypatch.setattr(app.snapshots, "put", refuse)
+    with caplog.at_level(logging.WARNING, logger="aero_auth.application"):
+        for i in range(SNAPSHOT_INTERVAL):  # one of these saves reaches a snapshot's version
+            app.change_groups(ENV, BOB, ["finance", f"project-{i % 2}"])
+
+    assert app.user(ENV, BOB).version > SNAPSHOT_INTERVAL
+    assert list(app.snapshots.get(user_id)) == []
+    assert last_saved_position.get() == app.recorder.max_notification_id()
+    assert "snapshot not written, events saved: OperationalError: disk I/O error" in caplog.text
