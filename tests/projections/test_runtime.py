@@ -319,9 +319,11 @@ def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
     return recorded
 
 
-def _toggle_roles(app: AeroAuth, times: int) -> None:
-    """``times`` commits of one event each."""
-    for _ in range(times):
+def _toggle_roles(app: AeroAuth, times: int, pause: float = 0.0) -> None:
+    """``times`` commits of one event each, ``pause`` seconds apart."""
+    for i in range(times):
+        if i:
+            time.sleep(pause)
         auditor = "auditor" in app.user("acme", "alice").roles
         app.change_roles("acme", "alice", ["admin"] if auditor else ["admin", "auditor"])
 
@@ -338,7 +340,9 @@ def test_commits_within_the_batch_interval_share_one_batch(
         _eventually(lambda: min(models.positions().values()) >= created)
         before = {name: len(sizes) for name, sizes in batch_sizes.items()}
 
-        _toggle_roles(app, 5)  # well within the second since the last batch began
+        # 0.12 s in all, well within the second since the last batch began; apart
+        # from it, a poll between any two would record them in separate batches.
+        _toggle_roles(app, 5, pause=0.03)
         last = app.recorder.max_notification_id() or 0
         _eventually(lambda: min(models.positions().values()) >= last)
 
