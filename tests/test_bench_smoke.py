@@ -20,7 +20,7 @@ SCRIPTS = {
         ["verifies/s", "logins/s", "CPU per login", "projection lag", "ratio, median"],
     ),
     "login_breakdown.py": (
-        ["--verifies", "2", "--logins", "20", "--seconds", "0.5"],
+        ["--verifies", "2", "--logins", "20", "--past", "3", "--seconds", "0.5"],
         ["argon2id verify", "between two threads", "application", "into their history",
          "bare FastAPI, sync", "aero-auth /healthz", "full login over HTTP"],
     ),
