@@ -73,6 +73,11 @@ def escape(value: object, limit: int = 200) -> str:
         text = text[:limit] + "..."
     if _PLAIN.fullmatch(text):
         return text
+    return escape_each(text)
+
+
+def escape_each(text: str) -> str:
+    """``escape`` without the fast path or the cut: every character looked at."""
     out = []
     for ch in text:
         if ch == "\\":
