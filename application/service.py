@@ -289,7 +289,9 @@ class AeroAuth(Application[UUID]):
         # Validate everything before the expensive hash.
         groups, roles = valid_groups(groups), valid_roles(roles)
         password = check_strength(password, username)
-        user = UserCredential.create(slug, username, self.hasher.hash(password), groups, roles, now)
+        user = UserCredential.create(
+            slug, username, self.hasher.hash(password), groups, roles, now
+        )
         try:
             self.save(user)
         except IntegrityError:
@@ -370,7 +372,9 @@ class AeroAuth(Application[UUID]):
             )
         with acting_as(user.username):
             codes = recovery.generate_codes()
-            user.issue_recovery_codes([recovery.hash_code(c) for c in codes], self.clock.now())
+            user.issue_recovery_codes(
+                [recovery.hash_code(c) for c in codes], self.clock.now()
+            )
             self.save(user)
         return codes
 
@@ -401,7 +405,9 @@ class AeroAuth(Application[UUID]):
             # 128 random bits: the login token is bound to this challenge (SECURITY.md 11).
             challenge_id = secrets.token_urlsafe(16)
             expires_at = now + self.security.login_ttl
-            step = user.pass_password_step(challenge_key(challenge_id), required, expires_at, now)
+            step = user.pass_password_step(
+                challenge_key(challenge_id), required, expires_at, now
+            )
             self.save(user)
         done = step == DONE
         return LoginStep(

@@ -412,8 +412,8 @@ class ViewRunner:
         """Under load, at most one batch per ``batch_interval``.
 
         Each batch is a transaction of the view, a handful of round trips on
-        PostgreSQL whatever its size; with one per commit, a login paid for
-        three or four of them per view. Waiting out the rest of the interval
+        PostgreSQL whatever its size; with one per commit, each login paid
+        for two of them per view. Waiting out the rest of the interval
         since the last batch began lets the commits of that interval share
         one. An idle view waits for nothing: its last batch is long past. A
         kick (a request waiting to read its own write) or a stop ends the wait.
