@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from application.service import AeroAuth, replay
+from application.service import AeroAuth
 from domain.base import AeroAggregate
 from domain.credential import UserCredential
 from domain.environment import Environment
@@ -262,7 +262,7 @@ class History:
     def _rebuild(self, aggregate_id: UUID, version: int) -> Any:
         # Starts from the nearest snapshot at or below ``version`` (every
         # SNAPSHOT_INTERVAL events for credentials), so few events are replayed.
-        return self._app.repository.get(aggregate_id, version=version, projector_func=replay)
+        return self._app.repository.get(aggregate_id, version=version)
 
     # ----- environments -----
 

@@ -20,7 +20,12 @@ from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    ProcessingEvent,
+    Repository,
+)
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
@@ -156,7 +161,7 @@ def retry_on_conflict(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def replay(aggregate: Any, events: Iterable[Any]) -> Any:
+def apply_events(aggregate: Any, events: Iterable[Any]) -> Any:
     """The library's ``project_aggregate`` without its per-event ``isinstance``
     against a runtime Protocol: on Python 3.11 each such check walks the
     protocol's attributes, and costs more than applying the event."""
@@ -165,12 +170,33 @@ def replay(aggregate: Any, events: Iterable[Any]) -> Any:
     return aggregate
 
 
+class AeroRepository(Repository[UUID]):
+    """The library's repository, loading with :func:`apply_events` unless told otherwise."""
+
+    def get(
+        self,
+        aggregate_id: UUID,
+        *,
+        version: int | None = None,
+        projector_func: Any = None,
+        fastforward_skipping: bool = False,
+        deepcopy_from_cache: bool = True,
+    ) -> Any:
+        return super().get(
+            aggregate_id,
+            version=version,
+            projector_func=projector_func or apply_events,
+            fastforward_skipping=fastforward_skipping,
+            deepcopy_from_cache=deepcopy_from_cache,
+        )
+
+
 class AeroAuth(Application[UUID]):
     """Environments, their 2FA policy, and the credentials of their users."""
 
     name = "AeroAuth"
     snapshotting_intervals = {UserCredential: SNAPSHOT_INTERVAL}
-    snapshotting_projectors = {UserCredential: replay}
+    snapshotting_projectors = {UserCredential: apply_events}
 
     def __init__(
         self,
@@ -188,6 +214,20 @@ class AeroAuth(Application[UUID]):
             raise ValueError("AeroAuth needs a SecretBox: keys come from configuration")
         self.secret_box = secret_box
         self.security = security or SecurityPolicy()
+
+    def construct_repository(self) -> Repository[UUID]:
+        # The library's repository as the library configures it (cache, fast-forward,
+        # copies), with aero-auth's default way of applying events.
+        library = super().construct_repository()
+        repository = AeroRepository(
+            library.event_store,
+            snapshot_store=library.snapshot_store,
+            fastforward=library.fastforward,
+            fastforward_skipping=library.fastforward_skipping,
+            deepcopy_from_cache=library.deepcopy_from_cache,
+        )
+        repository.cache = library.cache
+        return repository
 
     def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
         # Taken after the events committed, and only to load faster: a login that
@@ -210,9 +250,7 @@ class AeroAuth(Application[UUID]):
 
     def environment(self, slug: str) -> Environment:
         try:
-            environment: Environment = self.repository.get(
-                environment_id(slug), projector_func=replay
-            )
+            environment: Environment = self.repository.get(environment_id(slug))
         except AggregateNotFoundError:
             raise EnvironmentNotFoundError(f"no environment {slug!r}") from None
         return environment
@@ -223,16 +261,14 @@ class AeroAuth(Application[UUID]):
 
     def _user(self, slug: str, username: str) -> UserCredential:
         try:
-            user: UserCredential = self.repository.get(
-                user_id(slug, username), projector_func=replay
-            )
+            user: UserCredential = self.repository.get(user_id(slug, username))
         except AggregateNotFoundError:
             raise UserNotFoundError(f"no user {username!r} in environment {slug!r}") from None
         return user
 
     def user_by_id(self, user_uuid: UUID) -> UserCredential:
         try:
-            user: UserCredential = self.repository.get(user_uuid, projector_func=replay)
+            user: UserCredential = self.repository.get(user_uuid)
         except AggregateNotFoundError:
             raise UserNotFoundError("no such user") from None
         return user

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import eventsourcing.application
 import pytest
 from eventsourcing.persistence import OperationalError
 
@@ -96,3 +97,28 @@ def test_a_snapshot_that_cannot_be_written_does_not_fail_the_command(
     assert list(app.snapshots.get(user_id)) == []
     assert last_saved_position.get() == app.recorder.max_notification_id()
     assert "snapshot not written, events saved: OperationalError: disk I/O error" in caplog.text
+
+
+def test_loads_and_snapshots_skip_the_librarys_per_event_protocol_check(
+    app: AeroAuth, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # project_aggregate checks each event against a runtime Protocol, which on
+    # Python 3.11 costs more than applying the event (docs/benchmarks.md, change 14).
+    bob_registered(app, clock)
+    checked: list[Any] = []
+
+    class Counting(type):
+        def __instancecheck__(cls, instance: Any) -> bool:
+            checked.append(instance)
+            return True
+
+    monkeypatch.setattr(
+        eventsourcing.application, "CanMutateProtocol", Counting("CanMutateProtocol", (), {})
+    )
+    monkeypatch.setattr(app.repository, "cache", None)  # every load from the store
+    for i in range(SNAPSHOT_INTERVAL):  # loads, and a snapshot on the way
+        app.change_groups(ENV, BOB, ["finance", f"project-{i % 2}"])
+    app.user(ENV, BOB)
+
+    assert app.snapshots is not None and list(app.snapshots.get(app.user(ENV, BOB).id))
+    assert checked == []
