@@ -34,7 +34,13 @@ from projections.runtime import (
 )
 from projections.store import ViewStore, sql
 from tests.conftest import DatabaseUnderTest
-from tests.projections.conftest import PASSWORD, caught_up, make_environment, toggle_groups
+from tests.projections.conftest import (
+    ADMIN_PASSWORD,
+    PASSWORD,
+    caught_up,
+    make_environment,
+    toggle_groups,
+)
 
 SCRIPT = Path(__file__).with_name("projector_process.py")
 
@@ -369,6 +375,27 @@ def test_a_request_waiting_for_its_write_does_not_wait_out_the_batch_interval(
         started = time.monotonic()
         models.close()
     assert time.monotonic() - started < 5  # a stop ends the wait too
+
+
+def test_a_login_reaches_the_audit_log_within_a_second_unprompted(app: AeroAuth) -> None:
+    # API.md: admin writes wait for the read models; a login does not, and its
+    # events must still reach the audit log within a second. Nothing here kicks
+    # the runners, and a batch was recorded just before: the longest wait there is.
+    models = LiveReadModels.for_app(app)  # the server's poll and batch intervals
+    models.start()
+    try:
+        make_environment(app)
+        _toggle_roles(app, 1)
+        toggled = app.recorder.max_notification_id() or 0
+        _eventually(lambda: min(models.positions().values()) >= toggled)
+
+        app.start_login("acme", "alice", ADMIN_PASSWORD)
+        login = app.recorder.max_notification_id() or 0
+        assert login > toggled
+
+        _eventually(lambda: models.positions()["audit"] >= login, timeout=1.0)
+    finally:
+        models.close()
 
 
 def _eventually(condition: Callable[[], bool], timeout: float = 10) -> None:
