@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import psycopg
 
-from application.sqlite_writes import open_lock_file
+from infrastructure.lockfiles import open_lock_file
 from projections.store import PostgresStore, SQLiteStore, ViewStore, advisory_key
 
 logger = logging.getLogger("aero_auth.projections")

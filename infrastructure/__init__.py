@@ -1,0 +1,1 @@
+"""Operating-system helpers that the application and the projections both use."""
