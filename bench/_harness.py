@@ -283,7 +283,8 @@ class Seeder:
 
         from application.service import challenge_key
         from domain.credential import TWO_FACTOR
-        from interfaces.tokens import TokenService, load_signing_key
+        from interfaces.composition import load_signing_key
+        from interfaces.tokens import TokenService
 
         tokens = TokenService(load_signing_key(settings(self.store)), self.app.clock,
                               timedelta(hours=1))  # fmt: skip

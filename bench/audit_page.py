@@ -29,7 +29,8 @@ from urllib.parse import urlparse
 from domain.rules import username_key
 from projections.api import AuditEntry, AuditQuery
 from projections.audit import AUDIT_TYPES, GENESIS, canonical_json, chain_hash
-from projections.audit_store import PostgresAuditView, SqlAuditView, SQLiteAuditView
+from projections.audit_store import SqlAuditView
+from projections.dialects import PostgresDialect, SQLiteDialect
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 ENVIRONMENTS = ("acme", "globex", "initech")
@@ -165,7 +166,7 @@ def main() -> int:
 
     if "sqlite" in args.stores:
         with tempfile.TemporaryDirectory() as tmp:
-            view = SQLiteAuditView(str(Path(tmp) / "bench.audit.db"), "bench")
+            view = SqlAuditView(SQLiteDialect(str(Path(tmp) / "bench.audit.db")))
             try:
                 run("sqlite", view, args)
             finally:
@@ -189,7 +190,7 @@ def main() -> int:
             try:
                 datastore = PostgresDatastore(dbname=name, pool_size=2, **server)
                 try:
-                    run("postgres", PostgresAuditView(datastore, "bench"), args)
+                    run("postgres", SqlAuditView(PostgresDialect(datastore)), args)
                 finally:
                     datastore.close()
             finally:

@@ -67,7 +67,8 @@ def library_select(app: object, batch: int) -> int:
 
 
 def measure(store: h.Store, args: argparse.Namespace) -> None:
-    from projections.runtime import open_views, rebuild_view
+    from interfaces.composition import build_views
+    from projections.rebuild import rebuild_view
 
     kind = store.kind
     started = time.perf_counter()
@@ -84,7 +85,7 @@ def measure(store: h.Store, args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         lib = library_select(app, args.batch)
         lib_seconds = time.perf_counter() - t0
-        views = open_views(app)
+        views = build_views(h.settings(store))
         try:
             views.ensure()
             t0, c0 = time.perf_counter(), time.process_time()

@@ -1,28 +1,63 @@
-"""The one composition root: settings in, a wired application out. Nothing at import time."""
+"""The one composition root: settings in, everything wired out. Nothing at import time.
+
+Every entry point gets what it runs on from here: the HTTP app a ``Container``
+(application, read models, tokens, trusted proxies, settings), the commands
+the application, the views or the read-only investigator application. Only
+this module reads settings, parses the database URL, or touches keys.
+"""
 
 from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import psycopg
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from eventsourcing.postgres import PostgresDatastore
+from fastapi import FastAPI
+from pydantic import SecretStr, ValidationError
 
-from application.clock import Clock
+from application.clock import Clock, SystemClock
 from application.passwords import Argon2Hasher, Argon2Parameters
 from application.secretbox import SecretBox
 from application.service import AeroAuth, SecurityPolicy
 from domain.throttle import Throttle
+from interfaces.http.app import create_app
+from interfaces.http.clientip import TrustedProxies
 from interfaces.keys import KeyConfigurationError, decode_key, read_or_create
-from interfaces.settings import Settings
+from interfaces.settings import Settings, from_environment
+from interfaces.tokens import TokenService
+from projections.api import ReadModels
+from projections.dialects import advisory_key
 from projections.lease import CONNECTION_OPTIONS
-from projections.runtime import LiveReadModels
-from projections.store import advisory_key
+from projections.live import LiveReadModels
+from projections.views import Views, postgres_views, sqlite_views
+
+ReadModelsFactory = Callable[[AeroAuth], ReadModels]
+
+
+class ConfigurationError(Exception):
+    """The AERO_* settings cannot be used; the message names the setting."""
+
+
+def load_settings() -> Settings:
+    """Settings from the AERO_* environment variables, defaults for the rest."""
+    try:
+        return from_environment()
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigurationError(f"AERO_{where.upper()}: {first['msg']}") from None
 
 
 @dataclass(frozen=True)
@@ -110,6 +145,33 @@ def secret_box(settings: Settings) -> SecretBox:
     return SecretBox({"k1": key}, "k1")
 
 
+def load_signing_key(settings: Settings) -> Ed25519PrivateKey:
+    """The token signing key: the configured file, or one the first start creates
+    (mode 0600, SECURITY.md 16)."""
+    if settings.token_signing_key_file is not None:
+        try:
+            pem = settings.token_signing_key_file.read_bytes()
+        except OSError as e:
+            raise KeyConfigurationError(f"cannot read AERO_TOKEN_SIGNING_KEY_FILE: {e}") from e
+        source = "AERO_TOKEN_SIGNING_KEY_FILE"
+    else:
+        path = settings.data_dir / "token-signing.pem"
+        fresh = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        pem = read_or_create(path, fresh, "the token signing key")
+        source = str(path)
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as e:
+        raise KeyConfigurationError(f"{source} is not an unencrypted PEM private key") from e
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyConfigurationError(f"{source} must hold an Ed25519 key")
+    return key
+
+
 def operator_token(settings: Settings) -> str:
     if settings.operator_token is not None:
         return settings.operator_token.get_secret_value()
@@ -192,10 +254,134 @@ def build_application(settings: Settings, clock: Clock | None = None) -> AeroAut
         )
 
 
-def build_read_models(settings: Settings, application: AeroAuth) -> LiveReadModels:
-    """The user directory and the audit log, fed from ``application``'s events."""
-    return LiveReadModels.for_app(
-        application,
-        postgres_pool_size=settings.postgres_pool_size,
-        process=settings.project_in_process,
+def build_views(settings: Settings, pool_size: int | None = None) -> Views:
+    """The views of the configured store: in its PostgreSQL database, or in files beside
+    its SQLite file. On PostgreSQL they share a pool of their own, ``pool_size``
+    connections (the configured size by default)."""
+    store = Store.from_url(settings.database_url)
+    if store.kind == "sqlite":
+        assert store.sqlite_path is not None
+        store.sqlite_path.parent.mkdir(parents=True, exist_ok=True)  # as the event store's
+        return sqlite_views(str(store.sqlite_path))
+    size = pool_size or settings.postgres_pool_size
+    datastore = PostgresDatastore(
+        dbname=store.dbname,
+        host=store.host,
+        port=str(store.port),
+        user=store.user,
+        password=store.password,
+        connect_timeout=10,
+        idle_in_transaction_session_timeout=60,
+        pool_size=size,
+        max_overflow=size * 2,
     )
+    return postgres_views(datastore)
+
+
+def build_read_models(settings: Settings, application: AeroAuth, **options: Any) -> LiveReadModels:
+    """The user directory and the audit log, fed from ``application``'s events.
+
+    ``options`` (batch_size, poll_interval, standby_interval, batch_interval)
+    tune LiveReadModels; tests shorten its waits.
+    """
+    return LiveReadModels(
+        application,
+        build_views(settings),
+        process=settings.project_in_process,
+        **options,
+    )
+
+
+def build_tokens(settings: Settings, clock: Clock) -> TokenService:
+    return TokenService(
+        load_signing_key(settings), clock, timedelta(seconds=settings.access_token_ttl_seconds)
+    )
+
+
+@dataclass
+class Container:
+    """What a running service holds for its whole life; the HTTP app receives one.
+
+    The read models are built but not started: starting them is the server's
+    (ReadModelLifecycle). None when the app serves without them.
+    """
+
+    settings: Settings
+    clock: Clock
+    application: AeroAuth
+    tokens: TokenService
+    operator_token: str
+    proxies: TrustedProxies
+    read_models: ReadModels | None
+
+    def close(self) -> None:
+        try:
+            if self.read_models is not None:
+                self.read_models.close()
+        finally:
+            self.application.close()
+
+
+def build_container(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    read_models: ReadModelsFactory | None = None,
+) -> Container:
+    clock = clock or SystemClock()
+    tokens = build_tokens(settings, clock)
+    operator = operator_token(settings)
+    proxies = TrustedProxies(settings.trusted_proxies)
+    application = build_application(settings, clock=clock)
+    try:
+        models = read_models(application) if read_models is not None else None
+    except BaseException:
+        application.close()
+        raise
+    return Container(settings, clock, application, tokens, operator, proxies, models)
+
+
+def http_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    read_models_factory: ReadModelsFactory | None = None,
+) -> FastAPI:
+    """An app over the store ``settings`` name; the container is built when it starts."""
+    wire = partial(build_container, settings, clock=clock, read_models=read_models_factory)
+    return create_app(wire, max_request_bytes=settings.max_request_bytes)
+
+
+def http_app_from_environment() -> FastAPI:
+    """The uvicorn factory of ``aero-auth serve``: settings from AERO_* variables,
+    with this process's read models (user directory, audit log)."""
+    settings = load_settings()
+    return http_app(settings, read_models_factory=partial(build_read_models, settings))
+
+
+def prepare_first_start(settings: Settings) -> None:
+    """Create the keys and the operator token once, before any worker starts, so that
+    workers only read them; read_or_create says where it put each one."""
+    secret_box(settings)
+    load_signing_key(settings)
+    operator_token(settings)
+    if settings.operator_token is None:
+        path = (settings.data_dir / "operator.token").resolve()
+        print(f"aero-auth: the operator token is in {path}", file=sys.stderr)
+
+
+def build_investigator(settings: Settings) -> AeroAuth:
+    """A read-only application for investigations, on the configured store.
+
+    It never decrypts a TOTP secret, so it gets a throwaway key: no access to
+    the real one, and no key file created in the data directory. A SQLite
+    store that does not exist is an error, not a new empty store.
+    """
+    try:
+        store = Store.from_url(settings.database_url)
+    except ValueError as e:
+        raise ConfigurationError(str(e)) from None
+    if store.kind == "sqlite" and store.sqlite_path and not store.sqlite_path.exists():
+        raise ConfigurationError(f"no event store at {store.sqlite_path}: set AERO_DATABASE_URL")
+    throwaway = base64.b64encode(secrets.token_bytes(32)).decode()
+    return build_application(settings.model_copy(update={"secret_key": SecretStr(throwaway)}))

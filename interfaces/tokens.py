@@ -18,14 +18,11 @@ from typing import Any
 from uuid import UUID
 
 import jwt
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
 from application.clock import Clock
 from domain.credential import UserCredential
-from interfaces.keys import KeyConfigurationError, read_or_create
-from interfaces.settings import Settings
 
 ISSUER = "aero-auth"
 ALGORITHM = "EdDSA"
@@ -81,32 +78,6 @@ def _from_numeric_date(value: object) -> datetime:
         return _EPOCH + timedelta(microseconds=round(value * 1_000_000))
     except (OverflowError, ValueError) as e:
         raise InvalidTokenError("a date claim is out of range") from e
-
-
-def load_signing_key(settings: Settings) -> Ed25519PrivateKey:
-    """The configured key file, or one the first start creates (mode 0600, SECURITY.md 16)."""
-    if settings.token_signing_key_file is not None:
-        try:
-            pem = settings.token_signing_key_file.read_bytes()
-        except OSError as e:
-            raise KeyConfigurationError(f"cannot read AERO_TOKEN_SIGNING_KEY_FILE: {e}") from e
-        source = "AERO_TOKEN_SIGNING_KEY_FILE"
-    else:
-        path = settings.data_dir / "token-signing.pem"
-        fresh = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        pem = read_or_create(path, fresh, "the token signing key")
-        source = str(path)
-    try:
-        key = serialization.load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError) as e:
-        raise KeyConfigurationError(f"{source} is not an unencrypted PEM private key") from e
-    if not isinstance(key, Ed25519PrivateKey):
-        raise KeyConfigurationError(f"{source} must hold an Ed25519 key")
-    return key
 
 
 class TokenService:

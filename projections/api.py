@@ -79,21 +79,8 @@ class InvalidCursorError(ValueError):
     pass
 
 
-class ReadModels(Protocol):
-    """The running read models of one process."""
-
-    def start(self) -> None: ...
-
-    def close(self) -> None: ...
-
-    def wait_for(self, position: int, timeout: float = 5.0) -> bool:
-        """True once every view has processed ``position``; False on timeout."""
-
-    def is_ready(self) -> bool:
-        """Caught up at start and no view stopped by an error."""
-
-    def problems(self) -> list[str]:
-        """Each stopped view's error, naming the position it could not process."""
+class ReadModelQueries(Protocol):
+    """What the routes ask of the read models."""
 
     def list_users(
         self, environment: str, two_factor: str, limit: int, cursor: str | None
@@ -108,3 +95,24 @@ class ReadModels(Protocol):
     def history(self, environment: str, username: str) -> list[AuditEntry]: ...
 
     def verify_audit_chain(self, environment: str) -> ChainReport: ...
+
+
+class ReadModelLifecycle(Protocol):
+    """What the server does with the read models: start, wait for writes, probe, stop."""
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def wait_for(self, position: int, timeout: float = 5.0) -> bool:
+        """True once every view has processed ``position``; False on timeout."""
+
+    def is_ready(self) -> bool:
+        """Caught up at start and no view stopped by an error."""
+
+    def problems(self) -> list[str]:
+        """Each stopped view's error, naming the position it could not process."""
+
+
+class ReadModels(ReadModelQueries, ReadModelLifecycle, Protocol):
+    """The running read models of one process: both of the above."""

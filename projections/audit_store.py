@@ -1,4 +1,4 @@
-"""The audit view's tables and SQL, on SQLite and on PostgreSQL."""
+"""The audit view's tables and SQL, on SQLite and on PostgreSQL (``SqlAuditView(dialect)``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from uuid import UUID
 from domain.rules import username_key
 from projections.api import AuditEntry, AuditQuery
 from projections.audit import GENESIS, AuditView, AuditWriter, ChainedEntry, Owner
-from projections.store import PostgresStore, Raw, SQLiteStore, Transaction, sql
+from projections.sql import Raw, sql
+from projections.store import Transaction
 
 _COLUMNS = Raw(
     "position, environment, occurred_at, type, username, actor, outcome, ip, user_agent, details"
@@ -33,7 +34,8 @@ _ENTRY_COLUMNS = (
 
 
 class SqlAuditView(AuditView):
-    """The SQL both databases share; each dialect supplies types, cursors and locks."""
+    """The audit log in either database: the SQL is shared, the dialect held supplies types,
+    cursors and locks."""
 
     tables: ClassVar[tuple[str, ...]] = ("", "_chain", "_owners")
     exposed: ClassVar[tuple[str, ...]] = ("", "_chain")
@@ -259,11 +261,3 @@ class SqlAuditWriter(AuditWriter):
                 [(env, pos, h) for env, (pos, h) in self._heads.items()],
             )
         self._rows, self._new_owners, self._heads = [], [], {}
-
-
-class SQLiteAuditView(SQLiteStore, SqlAuditView):
-    """The audit log in its own SQLite file."""
-
-
-class PostgresAuditView(PostgresStore, SqlAuditView):
-    """The audit log in tables audit_v1_a / audit_v1_b of the event store's database."""

@@ -9,7 +9,8 @@ from uuid import UUID
 from domain.rules import username_key
 from projections.api import TWO_FACTOR_FILTERS, Compliance, UserRow
 from projections.directory import DirectoryView, DirectoryWriter, Policy
-from projections.store import PostgresStore, Raw, SQLiteStore, Transaction, sql
+from projections.sql import Raw, sql
+from projections.store import Transaction
 
 # The same text in the partial indexes and the queries, so both databases match them.
 _FILTERS = {
@@ -27,6 +28,8 @@ _USER_COLUMNS = Raw(
 
 
 class SqlDirectoryView(DirectoryView):
+    """The user directory in either database, in the dialect it holds."""
+
     tables: ClassVar[tuple[str, ...]] = ("", "_policy")
     exposed: ClassVar[tuple[str, ...]] = ("",)
     keys: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -229,11 +232,3 @@ class SqlDirectoryWriter(DirectoryWriter):
             require_2fa=bool(row["require_2fa"]),
             groups=frozenset(json.loads(row["groups"])),
         )
-
-
-class SQLiteDirectoryView(SQLiteStore, SqlDirectoryView):
-    """The user directory in its own SQLite file."""
-
-
-class PostgresDirectoryView(PostgresStore, SqlDirectoryView):
-    """The user directory in tables user_directory_v1_a / _b of the event store's database."""

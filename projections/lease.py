@@ -23,7 +23,8 @@ from typing import Any, Protocol
 import psycopg
 
 from infrastructure.lockfiles import open_lock_file
-from projections.store import PostgresStore, SQLiteStore, ViewStore, advisory_key
+from projections.dialects import PostgresDialect, SQLiteDialect, advisory_key
+from projections.store import ViewStore
 
 logger = logging.getLogger("aero_auth.projections")
 
@@ -133,11 +134,12 @@ class AdvisoryLease:
 
 
 def projector_lease(view: ViewStore) -> Lease:
-    if isinstance(view, SQLiteStore):
-        return FileLease(f"{view.path}.projector.lock", view.path)
-    if isinstance(view, PostgresStore):
+    dialect = view.dialect
+    if isinstance(dialect, SQLiteDialect):
+        return FileLease(f"{dialect.path}.projector.lock", dialect.path)
+    if isinstance(dialect, PostgresDialect):
         # The connection arguments of the view's pool (eventsourcing passes a dict).
-        pool_kwargs = view.datastore.pool.kwargs
+        pool_kwargs = dialect.datastore.pool.kwargs
         assert isinstance(pool_kwargs, dict)
         kwargs = connection_options(pool_kwargs)
 
@@ -145,4 +147,4 @@ def projector_lease(view: ViewStore) -> Lease:
             return psycopg.connect(**kwargs, autocommit=True)
 
         return AdvisoryLease(connect, advisory_key(f"aero-auth/{view.base}/projector"))
-    raise TypeError(f"no projector lease for {type(view).__name__}")
+    raise TypeError(f"no projector lease for {type(dialect).__name__}")

@@ -1,7 +1,7 @@
 """Copies of the views built from the events: as at an instant, or to check the live views.
 
 ``aero-auth investigate replay`` and ``verify`` feed the projections that keep
-the live views (``runtime.PROJECTIONS``, through ``runtime.process_batch``)
+the live views (``batches.PROJECTIONS``, through ``batches.process_batch``)
 into view stores of their own: SQLite files in a scratch directory. They read
 the event store and never write to it or to its views.
 
@@ -25,8 +25,9 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.persistence import Mapper, Notification
 
-from projections.runtime import PROJECTIONS, ProgressCallback, Views, process_batch, sqlite_views
+from projections.batches import PROJECTIONS, ProgressCallback, process_batch
 from projections.store import ViewStore
+from projections.views import Views, sqlite_views
 
 BATCH = 1000
 
@@ -182,7 +183,7 @@ def replay_until(
         raise FileExistsError(f"{target} already exists")
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
-        scratch = sqlite_views(str(work / "views.db"), app.name)
+        scratch = sqlite_views(str(work / "views.db"))
         try:
             scratch.ensure()
             # Events recorded after this are not considered, whatever their timestamps.

@@ -1,4 +1,4 @@
-"""Where a view keeps its rows: two slots of tables, a pointer, and the library's tracking.
+"""Where a view keeps its rows: two slots of tables, a pointer, and its tracked positions.
 
 A view's tables come in two slots, ``{base}_a`` and ``{base}_b``. The pointer
 table ``{base}_slot`` names the live one, and database views named ``{base}``
@@ -6,52 +6,27 @@ table ``{base}_slot`` names the live one, and database views named ``{base}``
 slot. A rebuild fills the other slot from position 0 while the live one keeps
 serving, then one transaction moves the pointer and the database views.
 
-Each slot records its position in the library's tracking table under the key
-``{upstream application}/{slot}``, written in the same transaction as the rows
-(exactly once). Every write transaction first takes the view's lock (SQLite:
-BEGIN IMMEDIATE; PostgreSQL: an advisory transaction lock) and reads the
-position under it, so several projector processes may run at once: whoever
-comes second skips what the first already recorded.
+Each slot's position is a row of the view's own table ``{base}_positions``,
+written in the same transaction as the rows (exactly once). Every write
+transaction first takes the view's lock (SQLite: BEGIN IMMEDIATE; PostgreSQL:
+an advisory transaction lock) and reads the position under it, so several
+projector processes may run at once: whoever comes second skips what the
+first already recorded. A view holds its database's dialect
+(projections/dialects.py); it does not inherit one.
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 from typing import Any, ClassVar
 
-from eventsourcing.persistence import IntegrityError, Tracking
-from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
-from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
+from projections.dialects import Dialect
+from projections.sql import sql
 
 SLOTS = ("a", "b")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-class RebuildInProgressError(RuntimeError):
-    pass
-
-
-class Raw(str):
-    """A fragment of SQL written in this code (column lists, conditions), never input."""
-
-    __slots__ = ()
-
-
-def sql(template: str, **names: str) -> str:
-    """Fill names and Raw fragments into a statement; values always go in as parameters."""
-    for name in names.values():
-        if not isinstance(name, Raw) and not _IDENTIFIER.match(name):
-            raise ValueError(f"not a safe SQL identifier: {name!r}")
-    return template.format(**names)
 
 
 class Writer(ABC):
@@ -70,16 +45,17 @@ class Transaction:
         self.active = store._active_slot(cursor)
 
     def position(self, slot: str) -> int:
-        return self.store._max_tracking_id(self.store.tracking_key(slot), self.cursor) or 0
+        return self.store._position(self.cursor, slot)
 
     def track(self, slot: str, position: int) -> None:
-        self.store._insert_tracking(self.cursor, Tracking(self.store.tracking_key(slot), position))
+        store = self.store
+        store.execute(self.cursor, store._track_statement, (slot, position))
 
     def activate(self, slot: str) -> None:
         store = self.store
         store.execute(self.cursor, sql("UPDATE {t} SET active = ?", t=store.pointer_table), (slot,))
         for suffix in store.exposed:
-            store._replace_view(self.cursor, store.base + suffix, store.table(slot, suffix))
+            store.dialect.replace_view(self.cursor, store.base + suffix, store.table(slot, suffix))
         self.active = slot
 
 
@@ -90,7 +66,7 @@ class Snapshot:
         self.store = store
         self.cursor = cursor
         self.active = store._active_slot(cursor)
-        self.position = store._max_tracking_id(store.tracking_key(self.active), cursor) or 0
+        self.position = store._position(cursor, self.active)
 
     def rows(self, suffix: str = "", page: int = 5000) -> Iterator[dict[str, Any]]:
         """One table's rows in key order, as ``ViewStore.comparable`` values.
@@ -118,7 +94,7 @@ class Snapshot:
 
 
 class ViewStore(ABC):
-    """The slot, pointer and tracking mechanics every view shares, on any database."""
+    """The slot, pointer and tracking mechanics every view shares, in the dialect it holds."""
 
     name: ClassVar[str]
     base: ClassVar[str]
@@ -126,16 +102,24 @@ class ViewStore(ABC):
     tables: ClassVar[tuple[str, ...]] = ("",)
     # Suffixes of the tables that readers see through a database view.
     exposed: ClassVar[tuple[str, ...]] = ("",)
-    # Column types by role; each dialect maps them.
-    types: ClassVar[dict[str, str]]
     # For comparing two copies of a view row by row: each table's key columns
     # by suffix, and the columns that each dialect stores its own way.
     keys: ClassVar[dict[str, tuple[str, ...]]] = {"": ("position",)}
     time_columns: ClassVar[frozenset[str]] = frozenset()
     bool_columns: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, upstream: str) -> None:
-        self.upstream = upstream
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.types = dialect.types
+        # An upsert that SQLite (3.24 and later) and PostgreSQL both read alike.
+        self._track_statement = sql(
+            "INSERT INTO {t} (slot, position) VALUES (?, ?) "
+            "ON CONFLICT (slot) DO UPDATE SET position = excluded.position",
+            t=self.tracking_table,
+        )
+        self._position_statement = sql(
+            "SELECT position FROM {t} WHERE slot = ?", t=self.tracking_table
+        )
 
     # ----- names -----
 
@@ -143,29 +127,22 @@ class ViewStore(ABC):
     def pointer_table(self) -> str:
         return f"{self.base}_slot"
 
+    @property
+    def tracking_table(self) -> str:
+        """One row per slot: the last position recorded into it. Versioned with the view."""
+        return f"{self.base}_positions"
+
     def table(self, slot: str, suffix: str = "") -> str:
         return f"{self.base}_{slot}{suffix}"
 
-    def tracking_key(self, slot: str) -> str:
-        return f"{self.upstream}/{slot}"
+    # ----- the dialect's, for the view's SQL -----
 
-    # ----- what each dialect provides -----
+    def execute(self, cursor: Any, statement: str, params: Sequence[Any] = ()) -> None:
+        self.dialect.execute(cursor, statement, params)
 
-    @abstractmethod
-    def locked(self) -> AbstractContextManager[Any]:
-        """A write transaction holding the view's lock; yields a cursor."""
+    def executemany(self, cursor: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.dialect.executemany(cursor, statement, rows)
 
-    @abstractmethod
-    def reading(self) -> AbstractContextManager[Any]:
-        """A cursor for reads."""
-
-    @abstractmethod
-    def execute(self, cursor: Any, statement: str, params: Sequence[Any] = ()) -> None: ...
-
-    @abstractmethod
-    def executemany(self, cursor: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None: ...
-
-    @abstractmethod
     def append_rows(
         self,
         cursor: Any,
@@ -173,51 +150,20 @@ class ViewStore(ABC):
         columns: Sequence[tuple[str, str]],
         rows: Sequence[Sequence[Any]],
     ) -> None:
-        """Insert ``rows`` into ``table``; ``columns`` names each value and its type role."""
+        self.dialect.append_rows(cursor, table, columns, rows)
 
-    @abstractmethod
-    def consistent_reading(self) -> AbstractContextManager[Any]:
-        """A read-only transaction whose statements all see one committed state."""
+    def time_to_db(self, value: datetime) -> Any:
+        return self.dialect.time_to_db(value)
 
-    @abstractmethod
+    def time_from_db(self, value: Any) -> datetime:
+        return self.dialect.time_from_db(value)
+
     def rebuild_lock(self) -> AbstractContextManager[None]:
         """Held by a rebuild: one rebuild of a view at a time."""
+        return self.dialect.rebuild_lock(self.base)
 
-    @abstractmethod
-    def close(self) -> None: ...
-
-    @abstractmethod
-    def _exists(self, cursor: Any, name: str) -> bool: ...
-
-    @abstractmethod
-    def _replace_view(self, cursor: Any, view: str, table: str) -> None: ...
-
-    @abstractmethod
-    def _tracking_table(self) -> str: ...
-
-    @abstractmethod
-    def _analyze(self, cursor: Any, table: str) -> None: ...
-
-    @contextmanager
-    def _sorting(self, cursor: Any) -> Iterator[None]:
-        """Around building an index: the dialect may give its sort more memory."""
-        yield
-
-    @abstractmethod
-    def time_to_db(self, value: datetime) -> Any: ...
-
-    @abstractmethod
-    def time_from_db(self, value: Any) -> datetime: ...
-
-    # Implemented by the library's tracking recorders.
-    @abstractmethod
-    def create_table(self) -> None: ...
-
-    @abstractmethod
-    def _max_tracking_id(self, application_name: str, c: Any) -> int | None: ...
-
-    @abstractmethod
-    def _insert_tracking(self, c: Any, tracking: Tracking) -> None: ...
+    def close(self) -> None:
+        self.dialect.close()
 
     # ----- what each view provides -----
 
@@ -242,26 +188,31 @@ class ViewStore(ABC):
 
     def exists(self, name: str) -> bool:
         """Whether a table or view of that name exists in the view's database."""
-        with self.reading() as cursor:
-            return self._exists(cursor, name)
+        with self.dialect.reading() as cursor:
+            return self.dialect.exists(cursor, name)
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
-        with self.reading() as cursor:
+        with self.dialect.reading() as cursor:
             self.execute(cursor, statement, params)
             return list(cursor.fetchall())
 
     def ensure(self) -> None:
-        """Create what is missing: tracking table, pointer, the live slot, the database views."""
-        for attempt in range(3):
-            try:
-                self.create_table()
-                break
-            except IntegrityError:
-                # Two processes creating the library's table at once: the loser retries.
-                if attempt == 2:
-                    raise
-        with self.locked() as cursor:
-            if not self._exists(cursor, self.pointer_table):
+        """Create what is missing: positions, pointer, the live slot, the database views.
+
+        Under the view's lock, so processes that start together create each once.
+        """
+        with self.dialect.locked(self.base) as cursor:
+            if not self.dialect.exists(cursor, self.tracking_table):
+                self.execute(
+                    cursor,
+                    sql(
+                        "CREATE TABLE {t} (slot TEXT PRIMARY KEY, position {bigint} NOT NULL)",
+                        t=self.tracking_table,
+                        bigint=self.types["bigint"],
+                    ),
+                )
+                self._adopt_legacy_positions(cursor)
+            if not self.dialect.exists(cursor, self.pointer_table):
                 self.execute(
                     cursor, sql("CREATE TABLE {t} (active TEXT NOT NULL)", t=self.pointer_table)
                 )
@@ -269,11 +220,33 @@ class ViewStore(ABC):
                     cursor, sql("INSERT INTO {t} VALUES (?)", t=self.pointer_table), (SLOTS[0],)
                 )
             active = self._active_slot(cursor)
-            if not self._exists(cursor, self.table(active)):
+            if not self.dialect.exists(cursor, self.table(active)):
                 self._create_slot(cursor, active)
             for suffix in self.exposed:
-                if not self._exists(cursor, self.base + suffix):
-                    self._replace_view(cursor, self.base + suffix, self.table(active, suffix))
+                if not self.dialect.exists(cursor, self.base + suffix):
+                    self.dialect.replace_view(
+                        cursor, self.base + suffix, self.table(active, suffix)
+                    )
+
+    def _adopt_legacy_positions(self, cursor: Any) -> None:
+        """Views built before they kept their own positions kept them in the library's
+        tracking table, keyed ``{application}/{slot}``: carry them over once, or the
+        view would process its events a second time."""
+        legacy = self.dialect.legacy_tracking_table(self.base)
+        if not self.dialect.exists(cursor, legacy):
+            return
+        self.execute(
+            cursor,
+            sql(
+                "SELECT application_name, MAX(notification_id) AS position FROM {t} "
+                "GROUP BY application_name",
+                t=legacy,
+            ),
+        )
+        for row in cursor.fetchall():
+            slot = str(row["application_name"]).rpartition("/")[2]
+            if slot in SLOTS and row["position"] is not None:
+                self.execute(cursor, self._track_statement, (slot, int(row["position"])))
 
     def optimize(self) -> None:
         """Refresh the planner's statistics of the live slot.
@@ -283,23 +256,22 @@ class ViewStore(ABC):
         """
         with self.transaction() as tx:
             for suffix in self.tables:
-                self._analyze(tx.cursor, self.table(tx.active, suffix))
+                self.dialect.analyze(tx.cursor, self.table(tx.active, suffix))
 
     def position(self) -> int:
         """The position the live slot has processed up to (0 before any)."""
-        with self.reading() as cursor:
-            active = self._active_slot(cursor)
-            return self._max_tracking_id(self.tracking_key(active), cursor) or 0
+        with self.dialect.reading() as cursor:
+            return self._position(cursor, self._active_slot(cursor))
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        with self.locked() as cursor:
+        with self.dialect.locked(self.base) as cursor:
             yield Transaction(self, cursor)
 
     @contextmanager
     def snapshot(self) -> Iterator[Snapshot]:
         """The live slot as one committed state, without taking the view's lock."""
-        with self.consistent_reading() as cursor:
+        with self.dialect.consistent_reading() as cursor:
             yield Snapshot(self, cursor)
 
     def comparable(self, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -335,7 +307,7 @@ class ViewStore(ABC):
             with self.transaction() as tx:
                 if slot == tx.active:
                     raise ValueError(f"slot {slot} of {self.base} is live")
-                with self._sorting(tx.cursor):
+                with self.dialect.sorting(tx.cursor):
                     self.execute(tx.cursor, statement)
 
     def drop_slot(self, slot: str) -> None:
@@ -343,6 +315,11 @@ class ViewStore(ABC):
             if slot == tx.active:
                 raise ValueError(f"slot {slot} of {self.base} is live")
             self._drop_slot(tx.cursor, slot)
+
+    def _position(self, cursor: Any, slot: str) -> int:
+        self.execute(cursor, self._position_statement, (slot,))
+        row = cursor.fetchone()
+        return 0 if row is None else int(row["position"])
 
     def _active_slot(self, cursor: Any) -> str:
         self.execute(cursor, sql("SELECT active FROM {t}", t=self.pointer_table))
@@ -358,239 +335,4 @@ class ViewStore(ABC):
     def _drop_slot(self, cursor: Any, slot: str) -> None:
         for suffix in self.tables:
             self.execute(cursor, sql("DROP TABLE IF EXISTS {t}", t=self.table(slot, suffix)))
-        self.execute(
-            cursor,
-            sql("DELETE FROM {t} WHERE application_name = ?", t=self._tracking_table()),
-            (self.tracking_key(slot),),
-        )
-
-
-class SQLiteStore(SQLiteTrackingRecorder, ViewStore):
-    """A view in its own SQLite file: the library's tracking table is keyed by application only."""
-
-    types: ClassVar[dict[str, str]] = {
-        "bigint": "INTEGER",
-        "time": "INTEGER",  # microseconds since the epoch, UTC: sorts and compares as numbers
-        "text": "TEXT",
-        "bool": "INTEGER",
-    }
-
-    def __init__(self, path: str, upstream: str, lock_timeout: int = 10) -> None:
-        SQLiteTrackingRecorder.__init__(
-            self, SQLiteDatastore(db_name=path, lock_timeout=lock_timeout)
-        )
-        ViewStore.__init__(self, upstream)
-        self.path = path
-
-    @contextmanager
-    def locked(self) -> Iterator[Any]:
-        # BEGIN IMMEDIATE takes the write lock before the first read, so the
-        # position read under it cannot go stale before the commit.
-        with self.datastore.get_connection(commit=True) as conn:
-            cursor = conn.cursor()
-            try:
-                cursor.execute("BEGIN IMMEDIATE")
-                yield cursor
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-            finally:
-                cursor.sqlite_cursor.close()
-
-    def reading(self) -> AbstractContextManager[Any]:
-        return self.datastore.transaction(commit=False)
-
-    def consistent_reading(self) -> AbstractContextManager[Any]:
-        # A deferred BEGIN: in WAL mode its first read fixes what it sees, and
-        # writers carry on meanwhile.
-        return self.reading()
-
-    def execute(self, cursor: Any, statement: str, params: Sequence[Any] = ()) -> None:
-        cursor.execute(statement, params)
-
-    def executemany(self, cursor: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        cursor.executemany(statement, rows)
-
-    def append_rows(
-        self,
-        cursor: Any,
-        table: str,
-        columns: Sequence[tuple[str, str]],
-        rows: Sequence[Sequence[Any]],
-    ) -> None:
-        statement = sql(
-            "INSERT INTO {t} ({c}) VALUES ({v})",
-            t=table,
-            c=Raw(", ".join(name for name, _ in columns)),
-            v=Raw(", ".join("?" * len(columns))),
-        )
-        cursor.executemany(statement, rows)
-
-    @contextmanager
-    def rebuild_lock(self) -> Iterator[None]:
-        with open(f"{self.path}.rebuild.lock", "w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise RebuildInProgressError(f"{self.base} is being rebuilt") from None
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        self.datastore.close()
-
-    def _exists(self, cursor: Any, name: str) -> bool:
-        cursor.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,))
-        return cursor.fetchone() is not None
-
-    def _replace_view(self, cursor: Any, view: str, table: str) -> None:
-        cursor.execute(sql("DROP VIEW IF EXISTS {v}", v=view))
-        cursor.execute(sql("CREATE VIEW {v} AS SELECT * FROM {t}", v=view, t=table))
-
-    def _tracking_table(self) -> str:
-        return "tracking"
-
-    def _analyze(self, cursor: Any, table: str) -> None:
-        # Sampled statistics: a few milliseconds however large the table.
-        cursor.execute("PRAGMA analysis_limit = 1000")
-        cursor.execute(sql("ANALYZE {t}", t=table))
-
-    @contextmanager
-    def _sorting(self, cursor: Any) -> Iterator[None]:
-        # CREATE INDEX sorts within the page cache (2 MB by default) and spills
-        # the rest to temporary files: 64 MB builds a 200,000-row slot's indexes
-        # in two thirds of the time. The pool's connection gets its cache back.
-        cursor.execute("PRAGMA cache_size")
-        size = int(cursor.fetchone()[0])
-        cursor.execute("PRAGMA cache_size = -65536")
-        try:
-            yield
-        finally:
-            cursor.execute(f"PRAGMA cache_size = {size}")
-
-    def time_to_db(self, value: datetime) -> int:
-        return (value - _EPOCH) // _MICROSECOND
-
-    def time_from_db(self, value: Any) -> datetime:
-        return _EPOCH + timedelta(microseconds=int(value))
-
-
-class PostgresStore(PostgresTrackingRecorder, ViewStore):
-    """A view in the event store's database, next to the library's tables."""
-
-    types: ClassVar[dict[str, str]] = {
-        "bigint": "BIGINT",
-        "time": "TIMESTAMPTZ",
-        "text": "TEXT",
-        "bool": "BOOLEAN",
-    }
-    # The same roles as names of PostgreSQL's binary COPY formats.
-    copy_types: ClassVar[dict[str, str]] = {
-        "bigint": "int8",
-        "time": "timestamptz",
-        "text": "text",
-        "bool": "bool",
-    }
-
-    def __init__(self, datastore: PostgresDatastore, upstream: str) -> None:
-        PostgresTrackingRecorder.__init__(
-            self, datastore, tracking_table_name=f"{self.base}_tracking"
-        )
-        ViewStore.__init__(self, upstream)
-        self._lock_key = advisory_key(f"aero-auth/{self.base}")
-        self._rebuild_key = advisory_key(f"aero-auth/{self.base}/rebuild")
-
-    @contextmanager
-    def locked(self) -> Iterator[Any]:
-        with self.datastore.transaction(commit=True) as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-            yield cursor
-
-    @contextmanager
-    def reading(self) -> Iterator[Any]:
-        # The pool's connections are in autocommit mode: one statement, one snapshot.
-        with self.datastore.get_connection() as conn, conn.cursor() as cursor:
-            yield cursor
-
-    @contextmanager
-    def consistent_reading(self) -> Iterator[Any]:
-        with self.datastore.transaction(commit=False) as cursor:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            yield cursor
-
-    def execute(self, cursor: Any, statement: str, params: Sequence[Any] = ()) -> None:
-        cursor.execute(statement.replace("?", "%s"), params)
-
-    def executemany(self, cursor: Any, statement: str, rows: Sequence[Sequence[Any]]) -> None:
-        cursor.executemany(statement.replace("?", "%s"), rows)
-
-    def append_rows(
-        self,
-        cursor: Any,
-        table: str,
-        columns: Sequence[tuple[str, str]],
-        rows: Sequence[Sequence[Any]],
-    ) -> None:
-        # COPY in binary: a tenth of the client's CPU time of executemany's
-        # INSERTs, and no statement per row on the server (bench/audit_rebuild.py).
-        statement = sql(
-            "COPY {t} ({c}) FROM STDIN (FORMAT BINARY)",
-            t=table,
-            c=Raw(", ".join(name for name, _ in columns)),
-        )
-        with cursor.copy(statement) as copy:
-            copy.set_types([self.copy_types[role] for _, role in columns])
-            for row in rows:
-                copy.write_row(row)
-
-    @contextmanager
-    def rebuild_lock(self) -> Iterator[None]:
-        with self.datastore.get_connection() as conn:
-            row = conn.execute(
-                "SELECT pg_try_advisory_lock(%s) AS locked", (self._rebuild_key,)
-            ).fetchone()
-            if not row or not row["locked"]:
-                raise RebuildInProgressError(f"{self.base} is being rebuilt")
-            try:
-                yield
-            finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (self._rebuild_key,))
-
-    def close(self) -> None:
-        """The datastore is shared by the views; whoever opened it closes it."""
-
-    def _exists(self, cursor: Any, name: str) -> bool:
-        cursor.execute("SELECT to_regclass(%s) IS NOT NULL AS found", (name,))
-        row = cursor.fetchone()
-        return bool(row and row["found"])
-
-    def _replace_view(self, cursor: Any, view: str, table: str) -> None:
-        cursor.execute(sql("CREATE OR REPLACE VIEW {v} AS SELECT * FROM {t}", v=view, t=table))
-
-    def _tracking_table(self) -> str:
-        return str(self.tracking_table_name)
-
-    def _analyze(self, cursor: Any, table: str) -> None:
-        cursor.execute(sql("ANALYZE {t}", t=table))
-
-    def time_to_db(self, value: datetime) -> datetime:
-        return value
-
-    def time_from_db(self, value: Any) -> datetime:
-        assert isinstance(value, datetime)
-        return value.astimezone(UTC)
-
-
-def advisory_key(text: str) -> int:
-    """A PostgreSQL advisory lock key named by ``text``: the first 8 bytes of its SHA-256."""
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
-
-
-def sibling_path(event_store: str, view: str) -> str:
-    """aero.db -> aero.audit.db: each view in its own file next to the event store."""
-    path = Path(event_store)
-    suffix = path.suffix or ".db"
-    return str(path.with_name(f"{path.stem}.{view}{suffix}"))
+        self.execute(cursor, sql("DELETE FROM {t} WHERE slot = ?", t=self.tracking_table), (slot,))

@@ -14,19 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from eventsourcing.application import Application
-from eventsourcing.sqlite import SQLiteFactory
 
 from projections.api import ChainReport
 from projections.audit import verify_chain
+from projections.batches import ProgressCallback
 from projections.replay import feed
-from projections.runtime import (
-    PROJECTIONS,
-    ProgressCallback,
-    Views,
-    open_views,
-    sqlite_views,
-)
-from projections.store import sibling_path
+from projections.views import Views, missing_views, sqlite_views
 
 
 class MissingViewError(LookupError):
@@ -62,22 +55,11 @@ class VerifyReport:
         return self.difference_count == 0 and all(chain.intact for chain in self.chains)
 
 
-def open_live_views(app: Application[Any]) -> Views:
-    """The live views, for reading; MissingViewError if one was never built.
-
-    On SQLite, opening a view's missing file would create it, so that is checked first.
-    """
-    if isinstance(app.factory, SQLiteFactory):
-        dbname = app.factory.env.get("SQLITE_DBNAME") or ""
-        for name in PROJECTIONS:
-            if not Path(sibling_path(dbname, name)).exists():
-                raise MissingViewError(f"the {name} view has not been built (no {name} file)")
-    views = open_views(app, postgres_pool_size=2)
-    for name, view in views.all().items():
-        if not view.exists(view.pointer_table):
-            views.close()
-            raise MissingViewError(f"the {name} view has not been built ({view.base})")
-    return views
+def require_built(views: Views) -> None:
+    """MissingViewError if a live view was never built; nothing is created by checking."""
+    missing = missing_views(views)
+    if missing:
+        raise MissingViewError(missing[0])
 
 
 def verify_views(
@@ -91,7 +73,7 @@ def verify_views(
 
     Lists at most ``max_differences`` differences and counts them all.
     """
-    scratch = sqlite_views(str(scratch_dir / "verify.db"), app.name)
+    scratch = sqlite_views(str(scratch_dir / "verify.db"))
     try:
         scratch.ensure()
         live_views, rebuilt = live.all(), scratch.all()

@@ -8,8 +8,7 @@ import typer
 
 from domain.errors import AeroError
 from domain.origin import Origin, originating
-from interfaces.composition import build_application
-from interfaces.settings import from_environment
+from interfaces.composition import build_application, load_settings
 
 app = typer.Typer(help="Manage environments.", no_args_is_help=True)
 
@@ -25,7 +24,7 @@ def create(
 ) -> None:
     """Create an environment and its first admin (roles admin and auditor)."""
     password = typer.prompt(f"Password for {admin}", hide_input=True, confirmation_prompt=True)
-    application = build_application(from_environment())
+    application = build_application(load_settings())
     try:
         with originating(Origin(actor="operator", ip=None, user_agent="aero-auth cli")):
             environment = application.create_environment(

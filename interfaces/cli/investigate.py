@@ -8,9 +8,7 @@ writes only its new file, ``verify`` only a temporary directory.
 
 from __future__ import annotations
 
-import base64
 import json
-import secrets
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +18,6 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from pydantic import SecretStr, ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -35,12 +32,18 @@ from domain.errors import (
     UserNotFoundError,
 )
 from domain.instants import parse_rfc3339, rfc3339
-from interfaces.composition import Store, build_application
+from interfaces.composition import (
+    ConfigurationError,
+    Store,
+    build_investigator,
+    build_views,
+    load_settings,
+)
 from interfaces.keys import KeyConfigurationError
 from interfaces.settings import Settings
+from projections.batches import ProgressCallback
 from projections.replay import replay_until
-from projections.runtime import ProgressCallback
-from projections.verify import MissingViewError, VerifyReport, open_live_views, verify_views
+from projections.verify import MissingViewError, VerifyReport, require_built, verify_views
 
 NOT_FOUND = 1
 BAD_INPUT = 2
@@ -84,32 +87,18 @@ def parse_instant(value: str, name: str = "--at") -> datetime:
 
 def _settings() -> Settings:
     try:
-        # pydantic-settings fills every field from AERO_ variables or defaults.
-        settings = Settings()  # type: ignore[call-arg]
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        _fail(f"configuration: AERO_{where.upper()}: {first['msg']}", BAD_INPUT)
-    try:
-        store = Store.from_url(settings.database_url)
-    except ValueError as e:
+        return load_settings()
+    except ConfigurationError as e:
         _fail(f"configuration: {e}", BAD_INPUT)
-    if store.kind == "sqlite" and store.sqlite_path and not store.sqlite_path.exists():
-        # Opening a missing SQLite file would create an empty store.
-        _fail(f"no event store at {store.sqlite_path}: set AERO_DATABASE_URL", BAD_INPUT)
-    # History never decrypts a TOTP secret, so the investigator needs no access
-    # to the key, and no key file is created in the data directory.
-    throwaway = base64.b64encode(secrets.token_bytes(32)).decode()
-    return settings.model_copy(update={"secret_key": SecretStr(throwaway)})
 
 
 @contextmanager
-def _application() -> Iterator[AeroAuth]:
-    """The configured store's application; domain errors become one line and an exit status."""
-    settings = _settings()
+def _application(settings: Settings | None = None) -> Iterator[AeroAuth]:
+    """The configured store's read-only application (the composition root's investigator);
+    domain errors become one line and an exit status."""
     try:
-        app = build_application(settings)
-    except KeyConfigurationError as e:
+        app = build_investigator(settings or _settings())
+    except (ConfigurationError, KeyConfigurationError) as e:
         _fail(f"configuration: {e}", BAD_INPUT)
     except Exception as e:  # the store is unreachable or refuses us: say why, then stop
         _fail(f"cannot open the event store: {type(e).__name__}: {e}", NOT_FOUND)
@@ -450,7 +439,7 @@ def replay(
     instant = parse_instant(until, "--until")
     target = _target(into)
     settings = _settings()
-    with _application() as app:
+    with _application(settings) as app:
         now = app.clock.now()
         if instant > now:
             _fail(f"--until {rfc3339(instant)} is in the future (now {rfc3339(now)})", BAD_INPUT)
@@ -496,10 +485,13 @@ def verify(
     1 otherwise (differences are listed: view, table, key, column, live,
     rebuilt).
     """
-    with _application() as app:
+    settings = _settings()
+    with _application(settings) as app:
+        live = build_views(settings, pool_size=2)
         try:
-            live = open_live_views(app)
+            require_built(live)
         except MissingViewError as e:
+            live.close()
             _fail(str(e), NOT_FOUND)
         try:
             with (

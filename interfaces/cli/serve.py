@@ -14,24 +14,9 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG, STARTUP_FAILURE, Config
 from uvicorn.supervisors import Multiprocess
 
-from interfaces.composition import operator_token, secret_box
-from interfaces.settings import Settings, from_environment
-from interfaces.tokens import load_signing_key
-
-FACTORY = "interfaces.http.app:app_from_environment"
+FACTORY = "interfaces.composition:http_app_from_environment"
 
 logger = logging.getLogger("uvicorn.error")
-
-
-def prepare_first_start(settings: Settings) -> None:
-    """Create the keys and the operator token once, before any worker starts, so that
-    workers only read them; read_or_create says where it put each one."""
-    secret_box(settings)
-    load_signing_key(settings)
-    operator_token(settings)
-    if settings.operator_token is None:
-        path = (settings.data_dir / "operator.token").resolve()
-        print(f"aero-auth: the operator token is in {path}", file=sys.stderr)
 
 
 def _log_config() -> dict[str, Any]:
@@ -121,7 +106,12 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
 ) -> None:
     """Serve the HTTP API; settings come from AERO_* environment variables."""
-    prepare_first_start(from_environment())
+    # Imported here, not at the top: each worker imports this module to unpickle its
+    # socket before it answers uvicorn's health check (5 s), and the root imports
+    # the whole HTTP app.
+    from interfaces.composition import load_settings, prepare_first_start
+
+    prepare_first_start(load_settings())
     share_cores(workers)
     run(
         FACTORY,

@@ -6,20 +6,72 @@ import signal
 import sys
 import threading
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from eventsourcing.application import Application
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from interfaces.composition import build_application
-from interfaces.settings import from_environment
-from projections.runtime import check_audit_chain, run_projector, run_rebuild
+from interfaces.composition import build_application, build_views, load_settings
+from projections.api import ChainReport
+from projections.audit import verify_chain
+from projections.batches import ProgressCallback
+from projections.live import LiveReadModels
+from projections.rebuild import rebuild_view
+from projections.views import Views
 
 
 class ViewName(StrEnum):
     audit = "audit"
     directory = "directory"
+
+
+def run_projector(
+    app: Application[Any],
+    views: Views,
+    stop_event: threading.Event,
+    *,
+    batch_size: int = 500,
+    poll_interval: float = 0.05,
+) -> list[str]:
+    """The ``aero-auth project`` worker: keep every view up to date until ``stop_event``.
+
+    Returns the problems that were left when it stopped (empty when clean);
+    it also returns once every view has stopped on an event it cannot process.
+    Closes ``views``.
+    """
+    read_models = LiveReadModels(
+        app, views, process=True, batch_size=batch_size, poll_interval=poll_interval
+    )
+    read_models.start()
+    try:
+        while not stop_event.wait(0.2):
+            if read_models.all_stopped():
+                break
+        return read_models.problems()
+    finally:
+        read_models.close()
+
+
+def run_rebuild(
+    app: Application[Any], views: Views, view_name: str, progress: ProgressCallback | None = None
+) -> int:
+    """``aero-auth rebuild <view>``: safe while the service and workers run. Closes ``views``."""
+    try:
+        views.ensure()
+        return rebuild_view(app, views.all()[view_name], progress)
+    finally:
+        views.close()
+
+
+def check_audit_chain(views: Views, environment: str) -> ChainReport:
+    """``aero-auth verify-audit <environment>`` (SECURITY.md 19). Closes ``views``."""
+    try:
+        views.ensure()
+        return verify_chain(views.audit, environment)
+    finally:
+        views.close()
 
 
 def project() -> None:
@@ -28,12 +80,13 @@ def project() -> None:
     For deployments that run several API processes and one projector. Exits 1
     if a view stopped on an event it cannot process, naming the position.
     """
-    application = build_application(from_environment())
+    settings = load_settings()
+    application = build_application(settings)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        problems = run_projector(application, stop)
+        problems = run_projector(application, build_views(settings), stop)
     finally:
         application.close()
     for problem in problems:
@@ -49,7 +102,8 @@ def rebuild(
 
     The live view keeps serving until the switch; safe while the service runs.
     """
-    application = build_application(from_environment())
+    settings = load_settings()
+    application = build_application(settings)
     try:
         with Progress(
             TextColumn(f"rebuilding {view.value}"),
@@ -63,7 +117,7 @@ def rebuild(
             def advance(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            position = run_rebuild(application, view.value, advance)
+            position = run_rebuild(application, build_views(settings), view.value, advance)
     finally:
         application.close()
     print(f"rebuilt the {view.value} view up to position {position}")
@@ -73,11 +127,7 @@ def verify_audit(
     environment: Annotated[str, typer.Argument(help="the environment's slug")],
 ) -> None:
     """Check the audit log's hash chain (SECURITY.md 19); exit 1 naming the first broken entry."""
-    application = build_application(from_environment())
-    try:
-        report = check_audit_chain(application, environment)
-    finally:
-        application.close()
+    report = check_audit_chain(build_views(load_settings(), pool_size=2), environment)
     if report.intact:
         print(f"{environment}: {report.entries_checked} entries, hash chain intact")
         return

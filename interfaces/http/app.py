@@ -1,26 +1,25 @@
-"""The FastAPI app: one long-lived AeroAuth, optional read models, routers per resource."""
+"""The FastAPI app: one long-lived container from the composition root, routers per resource."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from application.clock import Clock
-from application.service import AeroAuth
-from interfaces.composition import build_read_models
 from interfaces.http import errors
 from interfaces.http.deps import reject_unknown_query
 from interfaces.http.middleware import RequestContextMiddleware
 from interfaces.http.observability import Metrics
 from interfaces.http.routes import audit, environments, login, me, operations, policy, users
-from interfaces.http.services import ReadModelsFactory, start_services
-from interfaces.settings import Settings, from_environment
-from projections.api import ReadModels
+from interfaces.http.services import start_services
+
+if TYPE_CHECKING:
+    from interfaces.composition import Container
 
 DESCRIPTION = """\
 Two-factor authentication (TOTP authenticator apps) for Aero environments.
@@ -53,13 +52,9 @@ def _bound_malloc_arenas() -> None:
 _M_ARENA_MAX = -8  # glibc's malloc.h
 
 
-def create_app(
-    settings: Settings,
-    *,
-    clock: Clock | None = None,
-    read_models_factory: ReadModelsFactory | None = None,
-) -> FastAPI:
-    """An app over the store ``settings`` name; nothing is opened until it starts."""
+def create_app(wire: Callable[[], Container], *, max_request_bytes: int) -> FastAPI:
+    """An app over what ``wire`` (the composition root) builds; nothing is opened until it
+    starts."""
     _bound_malloc_arenas()
     metrics = Metrics()
 
@@ -67,9 +62,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # One AeroAuth for the app's whole life: eventsourcing's Application
         # closes its connection pool when it is garbage-collected.
-        services = await run_in_threadpool(
-            start_services, settings, metrics, clock, read_models_factory
-        )
+        services = await run_in_threadpool(start_services, wire, metrics)
         app.state.services = services
         try:
             yield
@@ -88,21 +81,10 @@ def create_app(
     app.state.services = None
     errors.install(app)
     app.add_middleware(
-        RequestContextMiddleware, metrics=metrics, max_request_bytes=settings.max_request_bytes
+        RequestContextMiddleware, metrics=metrics, max_request_bytes=max_request_bytes
     )
     # Starlette tries routes in order: the login steps, the busiest, first, then the
     # platform's probes (paths never overlap, so the order changes nothing else).
     for module in (login, operations, me, environments, policy, users, audit):
         app.include_router(module.router)
     return app
-
-
-def app_from_environment() -> FastAPI:
-    """The uvicorn factory of ``aero-auth serve``: settings from AERO_* variables,
-    with this process's read models (user directory, audit log)."""
-    settings = from_environment()
-
-    def read_models(application: AeroAuth) -> ReadModels:
-        return build_read_models(settings, application)
-
-    return create_app(settings, read_models_factory=read_models)

@@ -24,7 +24,7 @@ from domain.instants import parse_rfc3339
 from interfaces.http.errors import ApiError, forbidden, invalid_token, read_models_unavailable
 from interfaces.http.services import Services
 from interfaces.tokens import AccessClaims, InvalidTokenError, LoginClaims
-from projections.api import ReadModels
+from projections.api import ReadModelQueries
 
 # Dependencies that neither block nor compute much are ``async def``: FastAPI runs a
 # plain ``def`` dependency in the thread pool, one hand-off per dependency per request.
@@ -40,13 +40,13 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-async def get_read_models(services: ServicesDep) -> ReadModels:
+async def get_read_models(services: ServicesDep) -> ReadModelQueries:
     if services.read_models is None:
         raise read_models_unavailable()
     return services.read_models
 
 
-ReadModelsDep = Annotated[ReadModels, Depends(get_read_models)]
+ReadModelsDep = Annotated[ReadModelQueries, Depends(get_read_models)]
 
 # Three schemes, so OpenAPI says which token each endpoint takes.
 _operator_scheme = HTTPBearer(

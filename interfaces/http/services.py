@@ -1,4 +1,4 @@
-"""What one running HTTP app holds for its whole life."""
+"""What one running HTTP app holds for its whole life: the root's container, and its metrics."""
 
 from __future__ import annotations
 
@@ -6,32 +6,51 @@ import hmac
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from application.clock import Clock, SystemClock
+from application.clock import Clock
 from application.history import History
 from application.service import AeroAuth, last_saved_position
 from domain.origin import acting_as
-from interfaces.composition import build_application, operator_token
 from interfaces.http.clientip import TrustedProxies
 from interfaces.http.observability import Metrics, logger
 from interfaces.settings import Settings
-from interfaces.tokens import TokenService, load_signing_key
+from interfaces.tokens import TokenService
 from projections.api import ReadModels
 
-ReadModelsFactory = Callable[[AeroAuth], ReadModels]
+if TYPE_CHECKING:
+    # Only for annotations: the composition root imports this package to wire it.
+    from interfaces.composition import Container
 
 
 @dataclass
 class Services:
-    settings: Settings
-    clock: Clock
-    application: AeroAuth
-    tokens: TokenService
-    operator_token: str
-    read_models: ReadModels | None
+    container: Container
     metrics: Metrics
-    proxies: TrustedProxies
+
+    @property
+    def settings(self) -> Settings:
+        return self.container.settings
+
+    @property
+    def clock(self) -> Clock:
+        return self.container.clock
+
+    @property
+    def application(self) -> AeroAuth:
+        return self.container.application
+
+    @property
+    def tokens(self) -> TokenService:
+        return self.container.tokens
+
+    @property
+    def read_models(self) -> ReadModels | None:
+        return self.container.read_models
+
+    @property
+    def proxies(self) -> TrustedProxies:
+        return self.container.proxies
 
     @property
     def history(self) -> History:
@@ -39,7 +58,7 @@ class Services:
         return History(self.application)
 
     def is_operator(self, token: str) -> bool:
-        return hmac.compare_digest(token.encode(), self.operator_token.encode())
+        return hmac.compare_digest(token.encode(), self.container.operator_token.encode())
 
     @contextmanager
     def writing_as(self, actor: str) -> Iterator[None]:
@@ -61,40 +80,16 @@ class Services:
             logger.warning("read models did not reach position %d in time", position)
 
     def close(self) -> None:
-        try:
-            if self.read_models is not None:
-                self.read_models.close()
-        finally:
-            self.application.close()
+        self.container.close()
 
 
-def start_services(
-    settings: Settings,
-    metrics: Metrics,
-    clock: Clock | None = None,
-    read_models_factory: ReadModelsFactory | None = None,
-) -> Services:
-    clock = clock or SystemClock()
-    tokens = TokenService(
-        load_signing_key(settings), clock, timedelta(seconds=settings.access_token_ttl_seconds)
-    )
-    operator = operator_token(settings)
-    application = build_application(settings, clock=clock)
-    read_models: ReadModels | None = None
+def start_services(wire: Callable[[], Container], metrics: Metrics) -> Services:
+    """The container from the composition root, its read models started."""
+    container = wire()
     try:
-        if read_models_factory is not None:
-            read_models = read_models_factory(application)
-            read_models.start()
+        if container.read_models is not None:
+            container.read_models.start()
     except BaseException:
-        application.close()
+        container.close()
         raise
-    return Services(
-        settings=settings,
-        clock=clock,
-        application=application,
-        tokens=tokens,
-        operator_token=operator,
-        read_models=read_models,
-        metrics=metrics,
-        proxies=TrustedProxies(settings.trusted_proxies),
-    )
+    return Services(container, metrics)

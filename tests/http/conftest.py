@@ -27,7 +27,7 @@ from httpx import Response
 
 from application.clock import FixedClock
 from application.service import AeroAuth
-from interfaces.http import create_app
+from interfaces.composition import http_app
 from interfaces.settings import Settings
 from projections.api import (
     AuditEntry,
@@ -193,7 +193,7 @@ def app_factory(settings: Settings, clock: FixedClock) -> Iterator[Callable[...,
 
     def start(settings_: Settings | None = None, **kwargs: Any) -> TestClient:
         kwargs.setdefault("clock", clock)
-        client = TestClient(create_app(settings_ or settings, **kwargs))
+        client = TestClient(http_app(settings_ or settings, **kwargs))
         client.__enter__()
         clients.append(client)
         return client

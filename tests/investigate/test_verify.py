@@ -19,20 +19,20 @@ from application.clock import FixedClock
 from application.service import AeroAuth
 from interfaces.cli.investigate import investigate_app
 from interfaces.settings import Settings
-from projections.runtime import LiveReadModels
+from projections.live import LiveReadModels
 from projections.verify import verify_views
 from tests.conftest import DatabaseUnderTest
 from tests.investigate.script import ENV, OTHER_ENV, record_history
-from tests.projections.conftest import raw_sql
+from tests.projections.conftest import live_read_models, raw_sql
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def live(app: AeroAuth, clock: FixedClock) -> Iterator[LiveReadModels]:
+def live(app: AeroAuth, clock: FixedClock, settings: Settings) -> Iterator[LiveReadModels]:
     """The scripted history with its live views, kept up to date in this process."""
     record_history(app, clock)
-    models = LiveReadModels.for_app(app, poll_interval=0.05)
+    models = live_read_models(app, settings, poll_interval=0.05)
     models.start()
     try:
         position = app.recorder.max_notification_id() or 0

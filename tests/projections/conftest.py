@@ -14,8 +14,10 @@ import pytest
 from application.clock import FixedClock
 from application.service import AeroAuth
 from domain.totp import WINDOW, hotp, time_step
-from projections.runtime import LiveReadModels
-from projections.store import SQLiteStore
+from interfaces.composition import build_views
+from interfaces.settings import Settings
+from projections.dialects import SQLiteDialect
+from projections.live import LiveReadModels
 from tests.conftest import PG_HOST, PG_PORT, PG_USER, DatabaseUnderTest
 
 ADMIN = "alice"
@@ -24,13 +26,19 @@ PASSWORD = "long enough pass 1"
 
 
 @pytest.fixture
-def read_models(app: AeroAuth) -> Iterator[LiveReadModels]:
-    models = LiveReadModels.for_app(app, poll_interval=0.05)
+def read_models(app: AeroAuth, settings: Settings) -> Iterator[LiveReadModels]:
+    models = live_read_models(app, settings, poll_interval=0.05)
     models.start()
     try:
         yield models
     finally:
         models.close()
+
+
+def live_read_models(app: AeroAuth, settings: Settings, **options: Any) -> LiveReadModels:
+    """Read models of another process over the test's store, as the composition root
+    builds the views."""
+    return LiveReadModels(app, build_views(settings), **options)
 
 
 def caught_up(app: AeroAuth, read_models: LiveReadModels) -> int:
@@ -89,8 +97,8 @@ def raw_sql(
     """Straight to the database, past the service: what an intruder with access could do."""
     if database.kind == "sqlite":
         view = live.views.audit if "audit_v1" in statement else live.views.directory
-        assert isinstance(view, SQLiteStore)
-        with sqlite3.connect(view.path) as conn:
+        assert isinstance(view.dialect, SQLiteDialect)
+        with sqlite3.connect(view.dialect.path) as conn:
             conn.execute(statement, params)
         return
     with psycopg.connect(

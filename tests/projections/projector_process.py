@@ -14,11 +14,10 @@ import threading
 import time
 from typing import Any
 
-from interfaces.composition import build_application
-from interfaces.settings import Settings
+from interfaces.cli.views import run_projector
+from interfaces.composition import build_application, build_views, load_settings
 from projections.audit import AuditProjection
 from projections.directory import DirectoryProjection
-from projections.runtime import run_projector
 
 BATCH_SIZE = 50
 _print_lock = threading.Lock()
@@ -43,10 +42,13 @@ def main() -> int:
         slowed(DirectoryProjection, "directory", delay)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    app = build_application(Settings())
+    settings = load_settings()
+    app = build_application(settings)
     try:
         print("started", flush=True)
-        problems = run_projector(app, stop, batch_size=BATCH_SIZE, poll_interval=0.05)
+        problems = run_projector(
+            app, build_views(settings), stop, batch_size=BATCH_SIZE, poll_interval=0.05
+        )
     finally:
         app.close()
     for problem in problems:

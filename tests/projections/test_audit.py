@@ -44,9 +44,10 @@ from projections.audit import (
     verify_chain,
 )
 from projections.audit_store import OwnerCache, SqlAuditView
+from projections.dialects import SQLiteDialect
 from projections.export import csv_lines, jsonl_lines
-from projections.runtime import LiveReadModels
-from projections.store import SQLiteStore, ViewStore
+from projections.live import LiveReadModels
+from projections.store import ViewStore
 from tests.conftest import DatabaseUnderTest, make_settings
 from tests.projections.conftest import (
     ADMIN,
@@ -741,7 +742,7 @@ def slot_rows(view: ViewStore) -> dict[str, list[dict[str, Any]]]:
 
 def slot_indexes(view: ViewStore, slot: str) -> set[str]:
     """The slot's index names, without the slot's letter."""
-    if isinstance(view, SQLiteStore):
+    if isinstance(view.dialect, SQLiteDialect):
         statement = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
         rows = view.query(statement, (view.table(slot),))
         names = {row["name"] for row in rows if not row["name"].startswith("sqlite_autoindex")}

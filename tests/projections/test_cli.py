@@ -17,9 +17,16 @@ from application.service import AeroAuth
 from interfaces.cli.main import app as cli
 from interfaces.settings import Settings
 from projections.api import AuditQuery
-from projections.runtime import LiveReadModels
+from projections.live import LiveReadModels
 from tests.conftest import DatabaseUnderTest
-from tests.projections.conftest import PASSWORD, caught_up, make_environment, raw_sql, toggle_groups
+from tests.projections.conftest import (
+    PASSWORD,
+    caught_up,
+    live_read_models,
+    make_environment,
+    raw_sql,
+    toggle_groups,
+)
 
 runner = CliRunner()
 
@@ -46,8 +53,8 @@ def history(app: AeroAuth, clock: FixedClock) -> AeroAuth:
 
 
 @pytest.fixture
-def live(history: AeroAuth) -> Iterator[LiveReadModels]:
-    models = LiveReadModels.for_app(history, poll_interval=0.05)
+def live(history: AeroAuth, settings: Settings) -> Iterator[LiveReadModels]:
+    models = live_read_models(history, settings, poll_interval=0.05)
     models.start()
     try:
         caught_up(history, models)
@@ -116,7 +123,7 @@ def test_the_project_worker_keeps_the_views_up_to_date_until_sigterm(
     try:
         toggle_groups(history, clock, "acme", "bob", 5)
         target = history.recorder.max_notification_id() or 0
-        reader = LiveReadModels.for_app(history, process=False)
+        reader = live_read_models(history, settings, process=False)
         reader.start()
         try:
             deadline = time.monotonic() + 30

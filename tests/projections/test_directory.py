@@ -10,7 +10,7 @@ from application.clock import FixedClock
 from application.service import AeroAuth
 from domain.errors import InvalidCodeError
 from projections.api import AuditQuery, Compliance, InvalidCursorError, UserRow
-from projections.runtime import LiveReadModels
+from projections.live import LiveReadModels
 from tests.projections.conftest import (
     PASSWORD,
     caught_up,

@@ -21,23 +21,23 @@ from application.service import AeroAuth
 from domain.base import AeroAggregate
 from domain.credential import UnknownUserLogin, UserCredential
 from domain.environment import Environment
+from interfaces.cli.views import check_audit_chain, run_rebuild
+from interfaces.composition import build_views
 from interfaces.settings import Settings
-from projections import runtime
+from projections import live as live_module
+from projections import runner
 from projections.api import AuditQuery
 from projections.audit import RULES
-from projections.runtime import (
-    LiveReadModels,
-    Views,
-    check_audit_chain,
-    open_views,
-    run_rebuild,
-)
-from projections.store import ViewStore, sql
+from projections.live import LiveReadModels
+from projections.sql import sql
+from projections.store import ViewStore
+from projections.views import Views
 from tests.conftest import DatabaseUnderTest
 from tests.projections.conftest import (
     ADMIN_PASSWORD,
     PASSWORD,
     caught_up,
+    live_read_models,
     make_environment,
     toggle_groups,
 )
@@ -97,7 +97,7 @@ def test_wait_for_is_bounded_and_readiness_follows_the_views(
 
 
 def test_an_event_a_view_cannot_process_stops_it_at_that_position(
-    app: AeroAuth, read_models: LiveReadModels
+    app: AeroAuth, read_models: LiveReadModels, settings: Settings
 ) -> None:
     make_environment(app)
     before = caught_up(app, read_models)
@@ -114,7 +114,7 @@ def test_an_event_a_view_cannot_process_stops_it_at_that_position(
     assert not read_models.is_ready()
 
     # A restart meets the same event again: it is never skipped.
-    again = LiveReadModels.for_app(app, poll_interval=0.05)
+    again = live_read_models(app, settings, poll_interval=0.05)
     again.start()
     try:
         assert not again.wait_for(bad, timeout=10)
@@ -125,7 +125,7 @@ def test_an_event_a_view_cannot_process_stops_it_at_that_position(
 
 
 def test_a_rebuilt_view_equals_the_live_view_row_for_row(
-    app: AeroAuth, read_models: LiveReadModels, clock: FixedClock
+    app: AeroAuth, read_models: LiveReadModels, clock: FixedClock, settings: Settings
 ) -> None:
     some_history(app, clock)
     position = caught_up(app, read_models)
@@ -147,11 +147,12 @@ def test_a_rebuilt_view_equals_the_live_view_row_for_row(
     audit = read_models.views.audit
     assert not audit.exists("audit_v1_a")
     assert audit.exists("audit_v1_b")
-    assert run_rebuild(app, "audit") == position
+    assert run_rebuild(app, build_views(settings), "audit") == position
     assert active_slot(audit) == "a"
     assert rows(audit) == live["audit"]
-    assert check_audit_chain(app, "acme") == read_models.verify_audit_chain("acme")
-    assert check_audit_chain(app, "acme").intact
+    checked = check_audit_chain(build_views(settings), "acme")
+    assert checked == read_models.verify_audit_chain("acme")
+    assert checked.intact
 
 
 def test_the_live_view_serves_and_keeps_up_while_a_rebuild_runs(
@@ -188,6 +189,9 @@ class EveryoneHolds:
     def try_acquire(self) -> bool:
         return True
 
+    def held(self) -> bool:
+        return True
+
     def release(self) -> None:
         pass
 
@@ -199,11 +203,12 @@ def test_two_projectors_and_a_reader_at_once_record_each_event_once(
     clock: FixedClock,
     leases: str,
     monkeypatch: pytest.MonkeyPatch,
+    settings: Settings,
 ) -> None:
     if leases == "held by all":
-        monkeypatch.setattr(runtime, "projector_lease", lambda view: EveryoneHolds())
-    second = LiveReadModels.for_app(app, poll_interval=0.01)
-    reader = LiveReadModels.for_app(app, process=False)
+        monkeypatch.setattr(live_module, "projector_lease", lambda view: EveryoneHolds())
+    second = live_read_models(app, settings, poll_interval=0.01)
+    reader = live_read_models(app, settings, process=False)
     second.start()
     reader.start()
     try:
@@ -227,10 +232,12 @@ def test_two_projectors_and_a_reader_at_once_record_each_event_once(
 
 
 @pytest.fixture
-def two_processes(app: AeroAuth) -> Iterator[tuple[LiveReadModels, LiveReadModels]]:
+def two_processes(
+    app: AeroAuth, settings: Settings
+) -> Iterator[tuple[LiveReadModels, LiveReadModels]]:
     """The read models of two server processes over one store, quick to take over."""
     def process() -> LiveReadModels:
-        return LiveReadModels.for_app(app, poll_interval=0.01, standby_interval=0.05)
+        return live_read_models(app, settings, poll_interval=0.01, standby_interval=0.05)
 
     pair = (process(), process())
     for models in pair:
@@ -282,7 +289,7 @@ def test_a_projector_killed_mid_batch_resumes_without_losing_or_repeating_rows(
         "AERO_SECRET_KEY": settings.secret_key.get_secret_value() if settings.secret_key else "",
         "AERO_OPERATOR_TOKEN": "operator-token-for-tests",
     }
-    views = open_views(app)
+    views = build_views(settings)
     try:
         slow = subprocess.Popen(
             [sys.executable, str(SCRIPT), "0.005"], env=env, stdout=subprocess.PIPE, text=True
@@ -315,13 +322,13 @@ def test_a_projector_killed_mid_batch_resumes_without_losing_or_repeating_rows(
 def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[int]]:
     """The size of every batch each view's runner records, in order."""
     recorded: dict[str, list[int]] = {}
-    record = runtime.process_batch
+    record = runner.process_batch
 
     def counting(view: ViewStore, *args: Any, **kwargs: Any) -> int:
         recorded.setdefault(view.name, []).append(len(args[2]))
         return record(view, *args, **kwargs)
 
-    monkeypatch.setattr(runtime, "process_batch", counting)
+    monkeypatch.setattr(runner, "process_batch", counting)
     return recorded
 
 
@@ -335,9 +342,9 @@ def _toggle_roles(app: AeroAuth, times: int, pause: float = 0.0) -> None:
 
 
 def test_commits_within_the_batch_interval_share_one_batch(
-    app: AeroAuth, batch_sizes: dict[str, list[int]]
+    app: AeroAuth, settings: Settings, batch_sizes: dict[str, list[int]]
 ) -> None:
-    models = LiveReadModels.for_app(app, poll_interval=0.01, batch_interval=1.0)
+    models = live_read_models(app, settings, poll_interval=0.01, batch_interval=1.0)
     models.start()
     try:
         make_environment(app)
@@ -361,9 +368,9 @@ def test_commits_within_the_batch_interval_share_one_batch(
 
 
 def test_a_request_waiting_for_its_write_does_not_wait_out_the_batch_interval(
-    app: AeroAuth,
+    app: AeroAuth, settings: Settings
 ) -> None:
-    models = LiveReadModels.for_app(app, poll_interval=0.01, batch_interval=60)
+    models = live_read_models(app, settings, poll_interval=0.01, batch_interval=60)
     models.start()
     try:
         make_environment(app)
@@ -377,11 +384,13 @@ def test_a_request_waiting_for_its_write_does_not_wait_out_the_batch_interval(
     assert time.monotonic() - started < 5  # a stop ends the wait too
 
 
-def test_a_login_reaches_the_audit_log_within_a_second_unprompted(app: AeroAuth) -> None:
+def test_a_login_reaches_the_audit_log_within_a_second_unprompted(
+    app: AeroAuth, settings: Settings
+) -> None:
     # API.md: admin writes wait for the read models; a login does not, and its
     # events must still reach the audit log within a second. Nothing here kicks
     # the runners, and a batch was recorded just before: the longest wait there is.
-    models = LiveReadModels.for_app(app)  # the server's poll and batch intervals
+    models = live_read_models(app, settings)  # the server's poll and batch intervals
     models.start()
     try:
         make_environment(app)

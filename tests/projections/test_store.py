@@ -1,0 +1,79 @@
+"""A view's own tracking: its positions table, and the positions it adopts from the library's."""
+
+from __future__ import annotations
+
+import pytest
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
+
+from application.service import AeroAuth
+from interfaces.composition import build_views
+from interfaces.settings import Settings
+from projections.dialects import PostgresDialect, SQLiteDialect
+from projections.live import LiveReadModels
+from projections.sql import sql
+from projections.store import ViewStore
+from tests.projections.conftest import caught_up, make_environment
+
+
+def legacy_tracking(view: ViewStore) -> None:
+    """Write positions where views kept them before, through the library's public API."""
+    dialect = view.dialect
+    if isinstance(dialect, SQLiteDialect):
+        datastore = SQLiteDatastore(db_name=dialect.path)
+        try:
+            recorder = SQLiteTrackingRecorder(datastore)
+            recorder.create_table()
+            recorder.insert_tracking(Tracking("AeroAuth/a", 7))
+            recorder.insert_tracking(Tracking("AeroAuth/b", 3))
+        finally:
+            datastore.close()
+        return
+    assert isinstance(dialect, PostgresDialect)
+    recorder = PostgresTrackingRecorder(
+        dialect.datastore, tracking_table_name=f"{view.base}_tracking"
+    )
+    recorder.create_table()
+    recorder.insert_tracking(Tracking("AeroAuth/a", 7))
+    recorder.insert_tracking(Tracking("AeroAuth/b", 3))
+
+
+def test_a_view_tracked_in_the_librarys_table_carries_its_position_over(
+    settings: Settings,
+) -> None:
+    views = build_views(settings)
+    try:
+        for view in views.all().values():
+            legacy_tracking(view)
+        views.ensure()
+        for view in views.all().values():
+            assert view.position() == 7  # the live slot, a
+            positions = view.query(
+                sql("SELECT slot, position FROM {t} ORDER BY slot", t=view.tracking_table)
+            )
+            assert [(row["slot"], row["position"]) for row in positions] == [("a", 7), ("b", 3)]
+    finally:
+        views.close()
+
+
+def test_each_slot_has_one_row_in_the_views_versioned_positions_table(
+    app: AeroAuth, read_models: LiveReadModels
+) -> None:
+    make_environment(app)
+    app.change_roles("acme", "alice", ["admin"])
+    position = caught_up(app, read_models)
+    for view in read_models.views.all().values():
+        assert view.tracking_table == f"{view.base}_positions"
+        rows = view.query(sql("SELECT slot, position FROM {t}", t=view.tracking_table))
+        assert [(row["slot"], row["position"]) for row in rows] == [("a", position)]
+
+
+@pytest.mark.parametrize("name", ["audit", "directory"])
+def test_a_new_view_starts_at_position_zero(settings: Settings, name: str) -> None:
+    views = build_views(settings)
+    try:
+        views.ensure()
+        assert views.all()[name].position() == 0
+    finally:
+        views.close()
