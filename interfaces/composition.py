@@ -370,6 +370,15 @@ def prepare_first_start(settings: Settings) -> None:
         print(f"aero-auth: the operator token is in {path}", file=sys.stderr)
 
 
+def describe_store(settings: Settings) -> str:
+    """The configured event store as a copy of it records it: never a password."""
+    store = Store.from_url(settings.database_url)
+    if store.kind == "sqlite":
+        assert store.sqlite_path is not None
+        return f"sqlite:///{store.sqlite_path.resolve()}"
+    return f"postgresql://{store.user}@{store.host}:{store.port}/{store.dbname}"
+
+
 def build_investigator(settings: Settings) -> AeroAuth:
     """A read-only application for investigations, on the configured store.
 

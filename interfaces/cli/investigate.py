@@ -37,6 +37,7 @@ from interfaces.composition import (
     Store,
     build_investigator,
     build_views,
+    describe_store,
     load_settings,
 )
 from interfaces.keys import KeyConfigurationError
@@ -377,15 +378,6 @@ def _target(into: str) -> Path:
     return path
 
 
-def _source(url: str) -> str:
-    """The event store as the copy records it: never a password."""
-    store = Store.from_url(url)
-    if store.kind == "sqlite":
-        assert store.sqlite_path is not None
-        return f"sqlite:///{store.sqlite_path.resolve()}"
-    return f"postgresql://{store.user}@{store.host}:{store.port}/{store.dbname}"
-
-
 @investigate_app.command()
 def replay(
     until: Annotated[
@@ -445,9 +437,7 @@ def replay(
             _fail(f"--until {rfc3339(instant)} is in the future (now {rfc3339(now)})", BAD_INPUT)
         try:
             with _progress("replaying events") as advance:
-                summary = replay_until(
-                    app, instant, target, _source(settings.database_url), advance
-                )
+                summary = replay_until(app, instant, target, describe_store(settings), advance)
         except FileExistsError:
             _fail(f"{target} appeared during the replay: it was left alone", BAD_INPUT)
         except OSError as e:
