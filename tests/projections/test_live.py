@@ -1,4 +1,4 @@
-"""Running the views: waiting, stopping on a bad event, rebuilding, surviving SIGKILL."""
+"""The live read models: waiting, stopping on a bad event, rebuilding, leases, surviving SIGKILL."""
 
 from __future__ import annotations
 
