@@ -19,12 +19,13 @@ from eventsourcing.persistence import StoredEvent
 from application.clock import FixedClock
 from application.service import AeroAuth
 from domain.base import AeroAggregate
-from domain.credential import UnknownUserLogin, UserCredential
+from domain.credential import UserCredential
 from domain.environment import Environment
+from domain.unknown_user import UnknownUserLogin
 from interfaces.settings import Settings
 from projections import runtime
 from projections.api import AuditQuery
-from projections.audit import RULES
+from projections.audit_rules import RULES
 from projections.runtime import (
     LiveReadModels,
     Views,
