@@ -105,9 +105,7 @@ class LoginFlow(AeroApplication):
             # 128 random bits: the login token is bound to this challenge (SECURITY.md 11).
             challenge_id = secrets.token_urlsafe(16)
             expires_at = now + self.security.login_ttl
-            step = user.pass_password_step(
-                challenge_key(challenge_id), required, expires_at, now
-            )
+            step = user.pass_password_step(challenge_key(challenge_id), required, expires_at, now)
             self.save(user)
         if step == DONE:
             return LoginStep(step, user, challenge_id=None, expires_at=None)

@@ -83,9 +83,7 @@ class AeroAuth(LoginFlow):
         # Validate everything before the expensive hash.
         groups, roles = valid_groups(groups), valid_roles(roles)
         password = check_strength(password, username)
-        user = UserCredential.create(
-            slug, username, self.hasher.hash(password), groups, roles, now
-        )
+        user = UserCredential.create(slug, username, self.hasher.hash(password), groups, roles, now)
         try:
             self.save(user)
         except IntegrityError:
@@ -154,8 +152,6 @@ class AeroAuth(LoginFlow):
             )
         with acting_as(user.username):
             codes = recovery.generate_codes()
-            user.issue_recovery_codes(
-                [recovery.hash_code(c) for c in codes], self.clock.now()
-            )
+            user.issue_recovery_codes([recovery.hash_code(c) for c in codes], self.clock.now())
             self.save(user)
         return codes

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from application.clock import FixedClock
-from application.history import DESCRIPTIONS, FAILURES, History
+from application.history import History
 from application.service import AeroAuth
+from application.timeline import DESCRIPTIONS, FAILURES
 from domain.credential import SNAPSHOT_INTERVAL
 from domain.errors import EnvironmentNotFoundError, InvalidTimestampError, UserNotFoundError
 from domain.rules import user_id
