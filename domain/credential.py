@@ -3,6 +3,10 @@
 Every change and every authentication attempt is an event. A failed check is
 itself an event, and the lockout rules count those events, so throttling
 survives restarts and holds across all API processes.
+
+Longer than the other modules, on purpose: one aggregate, its 21 events nested
+in it (the library's style), and the commands that decide between them read
+best together.
 """
 
 from __future__ import annotations
