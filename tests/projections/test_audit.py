@@ -381,6 +381,24 @@ def test_the_hash_chain_names_the_first_tampered_entry(
     assert read_models.verify_audit_chain("acme").first_broken_position == positions[2]
 
 
+@pytest.mark.parametrize("details", ['{"groups":1.0}', '{"n":' + str(2**70) + "}"])
+def test_details_no_rule_writes_are_named_as_tampered_not_a_crash(
+    app: AeroAuth,
+    read_models: LiveReadModels,
+    clock: FixedClock,
+    database: DatabaseUnderTest,
+    details: str,
+) -> None:
+    make_environment(app)
+    app.create_user("acme", "bob", PASSWORD)
+    caught_up(app, read_models)
+    positions = [e.position for e in entries(read_models)]
+    update = "UPDATE audit_v1_a SET details = ? WHERE position = ?"
+    raw_sql(database, read_models, update, details, positions[1])
+    report = read_models.verify_audit_chain("acme")
+    assert (report.entries_checked, report.first_broken_position) == (2, positions[1])
+
+
 def test_every_type_of_api_md_is_produced() -> None:
     required = {
         "environment_created",
