@@ -213,7 +213,7 @@ class Seeder:
 
     def registered_users(self, start: int, count: int, keep: bool = True) -> list[str]:
         """Users with an authenticator registered two time steps ago (so any code now is new)."""
-        from application.service import challenge_key
+        from application.login import challenge_key
         from domain.credential import UserCredential
 
         names = []
@@ -242,7 +242,7 @@ class Seeder:
 
     def history(self, name: str, logins: int) -> None:
         """``logins`` past password-only-like logins (2 events each) for a kept user."""
-        from application.service import challenge_key
+        from application.login import challenge_key
 
         user = self.users[name]
         now = self.app.clock.now()
@@ -256,7 +256,7 @@ class Seeder:
 
     def filler(self, events: int, users: Sequence[str]) -> None:
         """About ``events`` more events, spread over kept users, in large batches."""
-        from application.service import challenge_key
+        from application.login import challenge_key
 
         now = self.app.clock.now()
         written, batch, i = 0, 0, 0
@@ -281,7 +281,7 @@ class Seeder:
         """A pending login (password step passed) and its login token for each user."""
         import secrets
 
-        from application.service import challenge_key
+        from application.login import challenge_key
         from domain.credential import TWO_FACTOR
         from interfaces.composition import load_signing_key
         from interfaces.tokens import TokenService

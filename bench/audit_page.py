@@ -28,7 +28,8 @@ from urllib.parse import urlparse
 
 from domain.rules import username_key
 from projections.api import AuditEntry, AuditQuery
-from projections.audit import AUDIT_TYPES, GENESIS, canonical_json, chain_hash
+from projections.audit_chain import GENESIS, canonical_json, chain_hash
+from projections.audit_rules import AUDIT_TYPES
 from projections.audit_store import SqlAuditView
 from projections.dialects import PostgresDialect, SQLiteDialect
 
@@ -95,7 +96,7 @@ def fill(view: SqlAuditView, rows: Iterator[tuple[AuditEntry, str]]) -> None:
                 entry.outcome,
                 entry.ip,
                 entry.user_agent,
-                canonical_json(entry.details),
+                canonical_json(entry.details).decode(),
                 digest,
             )
         )

@@ -118,7 +118,7 @@ class MemoryWriter:
     """The audit writer's interface over dicts: the projection's work without a database."""
 
     def __init__(self) -> None:
-        from projections.audit import GENESIS
+        from projections.audit_chain import GENESIS
 
         self.genesis = GENESIS
         self.owners: dict[UUID, Any] = {}
@@ -175,20 +175,21 @@ class Stages:
         self.spent[name] = (before[0] + cpu, before[1] + wall)
 
     def run(self) -> None:
-        from projections.audit import (
-            GENESIS,
-            AuditProjection,
-            EventDecoder,
-            chain_content,
-            link,
-        )
+        from eventsourcing.persistence import JSONTranscoder, Mapper
+
+        from projections.audit import AuditProjection
+        from projections.audit_chain import GENESIS, chain_content, link
 
         mapper = self.app.mapper
-        decoder, projection, memory = EventDecoder(mapper), AuditProjection(), MemoryWriter()
+        library = JSONTranscoder()
+        for transcoding in mapper.transcoder.names.values():  # type: ignore[attr-defined]
+            library.register(transcoding)
+        library_mapper = Mapper(library)
+        projection, memory = AuditProjection(), MemoryWriter()
 
         def decode(page: Sequence[Any]) -> None:
             for notification in page:
-                decoder.decode(notification)
+                library_mapper.to_domain_event(notification)
 
         def map_events(page: Sequence[Any]) -> None:
             for notification in page:
@@ -200,12 +201,12 @@ class Stages:
 
         def hashes(entries: list[Any]) -> None:
             for e in entries:
-                link(GENESIS, chain_content(e, e.details))
+                link(GENESIS, chain_content(e, e.details.encode()))
 
         self.timed("read: library select_notifications", lambda: sum(1 for _ in self.pages()))
         for page in self.pages():
-            self.timed("(mapper.to_domain_event, as before)", map_events, page)
-            self.timed("decode: EventDecoder", decode, page)
+            self.timed("(decode with the library's JSONTranscoder)", decode, page)
+            self.timed("decode: mapper with OrjsonTranscoder", map_events, page)
         spare = self.view.prepare_rebuild()
         try:
             for page in self.pages():

@@ -77,7 +77,7 @@ def history(store: h.Store, args: argparse.Namespace) -> None:
     import pyotp
 
     from application.clock import FixedClock
-    from application.service import challenge_key
+    from application.login import challenge_key
 
     clock = FixedClock(h_now())
     with h.Seeder(store, clock=clock) as seeder:

@@ -39,9 +39,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pyotp
 
 from application.clock import FixedClock
+from application.login import challenge_key
 from application.passwords import Argon2Hasher
 from application.secretbox import SecretBox
-from application.service import AeroAuth, challenge_key
+from application.service import AeroAuth
 from domain.credential import UserCredential
 
 PG_HOST = os.environ.get("AERO_TEST_PG_HOST", "127.0.0.1")

@@ -124,7 +124,7 @@ def application_history_cpu_ms(
     import pyotp
     from eventsourcing.application import project_aggregate
 
-    import application.service
+    import application.base
     from application.clock import FixedClock
     from domain.credential import UserCredential
 
@@ -136,7 +136,7 @@ def application_history_cpu_ms(
         app.hasher = WithoutHashing()
         app.repository.cache = None
         if library_loading:
-            patches.enter_context(mock.patch.object(application.service, "apply_events",
+            patches.enter_context(mock.patch.object(application.base, "apply_events",
                                                     project_aggregate))  # fmt: skip
             app.snapshotting_intervals = {UserCredential: 100}
             app.snapshotting_projectors = {}

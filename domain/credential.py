@@ -3,13 +3,17 @@
 Every change and every authentication attempt is an event. A failed check is
 itself an event, and the lockout rules count those events, so throttling
 survives restarts and holds across all API processes.
+
+Longer than the other modules, on purpose: one aggregate, its 21 events nested
+in it (the library's style), and the commands that decide between them read
+best together.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from uuid import uuid4
+from typing import Final, Literal
 
 from eventsourcing.domain import Snapshot as LibrarySnapshot
 from eventsourcing.utils import register_topic
@@ -23,10 +27,11 @@ from domain.errors import (
 from domain.rules import user_id, valid_groups, valid_reason, valid_roles, valid_username
 from domain.throttle import Throttle
 
-# The steps a login challenge can lead to.
-DONE = "done"
-TWO_FACTOR = "two_factor"
-REGISTRATION = "registration"
+# What a login needs after the password; a challenge is for one of the last two.
+NextStep = Literal["done", "two_factor", "registration"]
+DONE: Final = "done"
+TWO_FACTOR: Final = "two_factor"
+REGISTRATION: Final = "registration"
 
 
 # A login appends about three events, so a user is snapshotted every seven logins
@@ -311,7 +316,7 @@ class UserCredential(AeroAggregate):
             return self.password_locked_until
         return None
 
-    def next_step(self, required: bool) -> str:
+    def next_step(self, required: bool) -> NextStep:
         """After the password: a registered user is always asked for a code (API.md)."""
         if self.registered:
             return TWO_FACTOR
@@ -331,20 +336,11 @@ class UserCredential(AeroAggregate):
         ):
             raise InvalidChallengeError("the login token is not valid for this step")
 
-    def check_code_step_open(self, now: datetime) -> None:
-        """Raise if codes are refused unchecked; the caller records the refusal first."""
-        if self.disabled:
-            raise TwoFactorDisabledError()
-        locked_until = self.code_step_locked_until(now)
-        if locked_until is not None:
-            raise TooManyAttemptsError(locked_until, now)
-
-    def code_refusal(self, now: datetime) -> str | None:
-        if self.disabled:
-            return "disabled"
-        if self.code_step_locked_until(now) is not None:
-            return "locked"
-        return None
+    def registration_secret(self, challenge_id: str) -> str | None:
+        """The encrypted secret of the registration this login started, if it started one."""
+        if self.pending_challenge_id != challenge_id:
+            return None
+        return self.pending_secret
 
     # ----- commands -----
 
@@ -388,7 +384,7 @@ class UserCredential(AeroAggregate):
 
     def pass_password_step(
         self, challenge_id: str, required: bool, expires_at: datetime, now: datetime
-    ) -> str:
+    ) -> NextStep:
         step = self.next_step(required)
         self._trigger(
             self.PasswordStepSucceeded,
@@ -413,7 +409,7 @@ class UserCredential(AeroAggregate):
         self._trigger(self.PasswordStepThrottled, now, locked_until=locked_until)
 
     def start_registration(self, challenge_id: str, encrypted_secret: str, now: datetime) -> None:
-        self.check_challenge(challenge_id, REGISTRATION, now)
+        """For a challenge the caller checked (``check_challenge``) for REGISTRATION."""
         self._trigger(
             self.RegistrationStarted,
             now,
@@ -421,16 +417,23 @@ class UserCredential(AeroAggregate):
             encrypted_secret=encrypted_secret,
         )
 
-    def refuse_code(self, now: datetime) -> None:
-        """Record an attempt refused unchecked, then raise why it was refused."""
-        reason = self.code_refusal(now)
-        if reason is not None:
-            self._trigger(self.CodeStepThrottled, now, reason=reason)
+    def refuse_code(self, now: datetime) -> TwoFactorDisabledError | TooManyAttemptsError | None:
+        """While codes are refused unchecked, record the attempt as refused and return
+        the error that says why, for the caller to raise once it saved the event;
+        None while the code step is open."""
+        if self.disabled:
+            self._trigger(self.CodeStepThrottled, now, reason="disabled")
+            return TwoFactorDisabledError()
+        locked_until = self.code_step_locked_until(now)
+        if locked_until is not None:
+            self._trigger(self.CodeStepThrottled, now, reason="locked")
+            return TooManyAttemptsError(locked_until, now)
+        return None
 
     def register_authenticator(self, challenge_id: str, time_step: int, now: datetime) -> None:
-        self.check_challenge(challenge_id, REGISTRATION, now)
-        if self.pending_secret is None or self.pending_challenge_id != challenge_id:
-            raise InvalidChallengeError("registration was not started in this login")
+        """Confirm the secret of this login's registration, which the caller took from
+        ``registration_secret`` and matched a code of at ``time_step``."""
+        assert self.registration_secret(challenge_id) is not None
         self._trigger(self.AuthenticatorRegistered, now, time_step=time_step)
 
     def accept_code(self, time_step: int, now: datetime) -> None:
@@ -479,31 +482,6 @@ class UserCredential(AeroAggregate):
 
     def reset_two_factor(self, reason: str, now: datetime) -> None:
         self._trigger(self.TwoFactorReset, now, reason=valid_reason(reason))
-
-
-class UnknownUserLogin(AeroAggregate):
-    """A password step for a username that does not exist: auditors look for these.
-
-    One aggregate per attempt (a random id), so recording it costs one insert
-    and never collides with a user created later under that name.
-    """
-
-    TOPIC = "aero:UnknownUserLogin"
-
-    class Created(AeroAggregate.Created):
-        TOPIC = "aero:UnknownUserLogin.Created"
-        environment: str
-        username: str
-
-    def __init__(self, environment: str, username: str) -> None:
-        self.environment = environment
-        self.username = username
-
-    @classmethod
-    def record(cls, environment: str, username: str, now: datetime) -> UnknownUserLogin:
-        return cls._start(
-            cls.Created, id=uuid4(), now=now, environment=environment, username=username
-        )
 
 
 # Snapshots are resolved by topic when loaded, before any code has named the

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
-from functools import lru_cache
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from domain.errors import InvalidInputError
@@ -19,37 +18,12 @@ MAX_NAME = 64
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://aero-auth/ids")
 
 
-# Every command and login derives one or two ids: cached, since a SHA-1, a UUID
-# and (for users) a Unicode normalisation each time cost more than the lookup.
-# Ids are derived before names are checked (an unknown user's login must look
-# like any other), so only names of a valid length are cached: a client's long
-# strings would otherwise stay in memory. Bounded so, 16,384 user ids take
-# about 5 MB, 11 MB at most (64 characters outside the BMP in every name).
-_MAX_SLUG = 63
-
-
 def environment_id(slug: str) -> UUID:
-    if len(slug) <= _MAX_SLUG:
-        return _cached_environment_id(slug)
-    return _environment_id(slug)
-
-
-def user_id(slug: str, username: str) -> UUID:
-    if len(slug) <= _MAX_SLUG and len(username) <= MAX_NAME:
-        return _cached_user_id(slug, username)
-    return _user_id(slug, username)
-
-
-def _environment_id(slug: str) -> UUID:
     return uuid5(_NAMESPACE, f"environment/{slug}")
 
 
-def _user_id(slug: str, username: str) -> UUID:
+def user_id(slug: str, username: str) -> UUID:
     return uuid5(_NAMESPACE, f"user/{slug}/{username_key(username)}")
-
-
-_cached_environment_id = lru_cache(maxsize=1024)(_environment_id)
-_cached_user_id = lru_cache(maxsize=16384)(_user_id)
 
 
 def username_key(username: str) -> str:

@@ -9,7 +9,8 @@ from uuid import UUID
 
 from domain.rules import username_key
 from projections.api import AuditEntry, AuditQuery
-from projections.audit import GENESIS, AuditView, AuditWriter, ChainedEntry, Owner
+from projections.audit import AuditView, AuditWriter, ChainedEntry, Owner
+from projections.audit_chain import GENESIS
 from projections.sql import Raw, sql
 from projections.store import Transaction
 

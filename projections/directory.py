@@ -19,7 +19,7 @@ from domain.credential import UserCredential
 from domain.environment import Environment
 from domain.rules import requiring_rule
 from projections.api import Compliance, UserRow
-from projections.audit import RULES, UnknownTopicError
+from projections.audit_rules import RULES, UnknownTopicError
 from projections.store import ViewStore, Writer
 
 C = UserCredential

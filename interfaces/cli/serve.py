@@ -100,12 +100,44 @@ def share_cores(workers: int) -> None:
         os.environ["AERO_HASH_CONCURRENCY"] = str(-(-cores // workers))  # rounded up
 
 
+def bound_malloc_arenas() -> None:
+    """Keep argon2id's working memory (19 MiB per hash) from piling up per thread.
+
+    glibc gives threads their own malloc arenas (up to 8 per core), and after the
+    first large block is freed it serves the next ones from the arena, which keeps
+    them: every arena that ever hashed held ~19 MiB, +150 MiB RSS after a few
+    concurrent logins (docs/benchmarks.md, benchmark 6). With two arenas and at
+    most ``cpu_count`` hashes at once (application.passwords.Argon2Hasher) the blocks
+    are reused, not piled up; unmapping them after each hash instead cost 23 % of
+    the verify rate (the kernel zeroes 19 MiB of fresh pages every time).
+
+    glibc reads MALLOC_ARENA_MAX once, when the process starts, so the variable
+    is set and this process runs again in its place (same pid, same arguments);
+    worker processes inherit it. The operator's value stands, and other C
+    libraries, which do not read it, are left alone.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ or not _glibc():
+        return
+    os.environ["MALLOC_ARENA_MAX"] = "2"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, sys.orig_argv)  # noqa: S606 (this very command line)
+
+
+def _glibc() -> bool:
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION") is not None
+    except (ValueError, OSError):
+        return False
+
+
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
 ) -> None:
     """Serve the HTTP API; settings come from AERO_* environment variables."""
+    bound_malloc_arenas()
     # Imported here, not at the top: each worker imports this module to unpickle its
     # socket before it answers uvicorn's health check (5 s), and the root imports
     # the whole HTTP app.

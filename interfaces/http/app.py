@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
@@ -31,31 +29,9 @@ and the roles. Errors are `{"error": code, "detail": text}`.
 """
 
 
-def _bound_malloc_arenas() -> None:
-    """Keep argon2id's working memory (19 MiB per hash) from piling up per thread.
-
-    glibc gives threads their own malloc arenas (up to 8 per core), and after the
-    first large block is freed it serves the next ones from the arena, which keeps
-    them: every arena that ever hashed held ~19 MiB, +150 MiB RSS after a few
-    concurrent logins (docs/benchmarks.md, benchmark 6). With two arenas and at
-    most ``cpu_count`` hashes at once (application.passwords.Argon2Hasher) the blocks
-    are reused, not piled up; unmapping them after each hash instead cost 23 % of
-    the verify rate (the kernel zeroes 19 MiB of fresh pages every time).
-    """
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(_M_ARENA_MAX, 2)
-    except (OSError, AttributeError):  # not glibc: nothing to bound
-        pass
-
-
-_M_ARENA_MAX = -8  # glibc's malloc.h
-
-
 def create_app(wire: Callable[[], Container], *, max_request_bytes: int) -> FastAPI:
     """An app over what ``wire`` (the composition root) builds; nothing is opened until it
     starts."""
-    _bound_malloc_arenas()
     metrics = Metrics()
 
     @asynccontextmanager

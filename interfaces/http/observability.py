@@ -7,7 +7,6 @@ refuse the second app a test suite (or a reload) creates.
 from __future__ import annotations
 
 import logging
-import re
 import unicodedata
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -57,34 +56,36 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-# Printable ASCII but the backslash: nothing to escape. Four values per request
-# (method, path, route, address) are almost always only these.
-_PLAIN = re.compile(r"[\x20-\x5b\x5d-\x7e]*")
+# Unicode ends a line at these besides the control characters (category C, which
+# also holds U+0085, U+000B and U+000C): a log viewer that honours them would show
+# the rest of a client's value as a line of our own.
+_LINE_SEPARATORS = frozenset({"Zl", "Zp"})
 
 
 def escape(value: object, limit: int = 200) -> str:
     """A client-supplied value made safe for one log line (SECURITY.md 17).
 
-    Control characters (newlines above all) become visible escapes, so a
-    client cannot end our line and forge the next one; long values are cut.
+    Control characters and line separators (newlines above all, and U+2028,
+    U+2029) become visible escapes, so a client cannot end our line and forge
+    the next one; a backslash is doubled, so an escape cannot be forged either;
+    long values are cut.
     """
     text = str(value)
-    if len(text) > limit:
-        text = text[:limit] + "..."
-    if _PLAIN.fullmatch(text):
-        return text
-    return escape_each(text)
+    cut = len(text) > limit
+    if cut:
+        text = text[:limit]
+    escaped = "".join(_escaped(ch) for ch in text)
+    return escaped + "..." if cut else escaped
 
 
-def escape_each(text: str) -> str:
-    """``escape`` without the fast path or the cut: every character looked at."""
-    out = []
-    for ch in text:
-        if ch == "\\":
-            out.append("\\\\")
-        elif unicodedata.category(ch)[0] == "C":
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+def _escaped(ch: str) -> str:
+    if ch == "\\":
+        return "\\\\"
+    category = unicodedata.category(ch)
+    if category[0] == "C" or category in _LINE_SEPARATORS:
+        # Python's forms, each of a fixed length, so an escape reads back unambiguously.
+        code = ord(ch)
+        if code < 0x100:
+            return f"\\x{code:02x}"
+        return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+    return ch

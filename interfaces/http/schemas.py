@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
+from application.login import LoginStatus
 from domain.credential import UserCredential
 from domain.environment import Environment
 from domain.instants import rfc3339
@@ -182,7 +183,7 @@ class RecoveryCodeRequest(RequestBody):
 
 
 class LoginStepView(BaseModel):
-    status: Literal["authenticated", "two_factor_required", "two_factor_registration_required"]
+    status: LoginStatus
     access_token: str | None = Field(default=None, description="when status is authenticated")
     login_token: str | None = Field(
         default=None, description="for the second step, when status is not authenticated"

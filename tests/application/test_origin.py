@@ -6,10 +6,11 @@ import pytest
 
 from application.clock import FixedClock
 from application.service import AeroAuth
-from domain.credential import UnknownUserLogin, UserCredential
+from domain.credential import UserCredential
 from domain.environment import Environment
 from domain.errors import InvalidCodeError, InvalidCredentialsError
 from domain.origin import Origin, originating
+from domain.unknown_user import UnknownUserLogin
 from tests.application.helpers import (
     ALICE,
     ALICE_PASSWORD,

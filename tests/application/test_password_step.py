@@ -9,12 +9,13 @@ import pytest
 from application.clock import FixedClock
 from application.passwords import Argon2Hasher, Argon2Parameters
 from application.service import AeroAuth
-from domain.credential import UnknownUserLogin, UserCredential
+from domain.credential import UserCredential
 from domain.errors import (
     EnvironmentNotFoundError,
     InvalidCredentialsError,
     WeakPasswordError,
 )
+from domain.unknown_user import UnknownUserLogin
 from tests.application.conftest import BuildApp
 from tests.application.helpers import (
     ALICE,

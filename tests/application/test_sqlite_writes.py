@@ -20,7 +20,7 @@ from eventsourcing.persistence import OperationalError
 from application.clock import FixedClock
 from application.service import AeroAuth
 from application.sqlite_writes import SerialisedWritesRecorder
-from domain.credential import UnknownUserLogin
+from domain.unknown_user import UnknownUserLogin
 from interfaces.composition import build_application
 from interfaces.settings import Settings
 from tests.conftest import DatabaseUnderTest
@@ -157,7 +157,7 @@ def current_umask() -> int:
 WRITER = """
 import sys, threading
 from datetime import UTC, datetime
-from domain.credential import UnknownUserLogin
+from domain.unknown_user import UnknownUserLogin
 from interfaces.composition import build_application
 from interfaces.settings import from_environment
 

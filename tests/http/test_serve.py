@@ -38,6 +38,12 @@ def _workers(server_pid: int) -> list[int]:
     ]
 
 
+def _environ(pid: int) -> dict[str, str]:
+    """The environment process ``pid`` was started with (or exec'd with)."""
+    entries = Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0")
+    return dict(entry.split("=", 1) for entry in entries if "=" in entry)
+
+
 def _tcp(port: int, state: str) -> set[str]:
     """The sockets in ``state`` (01 established, 0A listening) whose local port is ``port``."""
     found = set()
@@ -84,10 +90,12 @@ def test_two_workers_each_serve_a_share_of_a_burst_of_connections(
             for connection in connections:
                 assert connection.recv(4096).startswith(b"HTTP/1.1 200")
             counts = _accepted_by_worker(server.pid, port)
+            arenas = [_environ(pid).get("MALLOC_ARENA_MAX") for pid in counts]
         finally:
             for connection in connections:
                 connection.close()
     assert len(counts) == 2, counts
+    assert arenas == ["2", "2"]
     assert sum(counts.values()) == 24, counts
     # Hashed over two sockets, all 24 on one worker has odds of 2 in 2**24.
     assert min(counts.values()) >= 1, counts
@@ -181,3 +189,24 @@ def test_the_application_hashes_as_many_at_once_as_the_setting_says(settings: Se
         assert not slots.acquire(blocking=False)
     finally:
         app.close()
+
+
+@linux_only
+def test_the_serving_process_runs_with_two_malloc_arenas(
+    database: DatabaseUnderTest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # glibc reads the variable only at start: serve sets it and runs itself again.
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    with serving(database, tmp_path) as server:
+        assert _environ(server.pid).get("MALLOC_ARENA_MAX") == "2"
+        assert httpx.get(f"{server.base_url}/healthz").status_code == 200
+
+
+def test_the_operators_malloc_arena_max_stands(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_exec(*args: object) -> None:
+        raise AssertionError("serve ran itself again over the operator's MALLOC_ARENA_MAX")
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    monkeypatch.setattr(os, "execv", no_exec)
+    serve.bound_malloc_arenas()
+    assert os.environ["MALLOC_ARENA_MAX"] == "4"

@@ -14,7 +14,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from domain.instants import rfc3339
-from interfaces.cli.investigate import investigate_app, parse_instant
+from interfaces.cli.investigate import investigate_app
+from interfaces.cli.investigation import parse_instant
 from tests.investigate.script import ENV, Scripted
 
 runner = CliRunner()

@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 
 from application.clock import FixedClock
-from application.history import DESCRIPTIONS, FAILURES, History
+from application.history import History
 from application.service import AeroAuth
-from domain.credential import SNAPSHOT_INTERVAL, UnknownUserLogin
+from application.timeline import DESCRIPTIONS, FAILURES
+from domain.credential import SNAPSHOT_INTERVAL
 from domain.errors import EnvironmentNotFoundError, InvalidTimestampError, UserNotFoundError
 from domain.rules import user_id
-from projections.audit import FAILURE, RULES, SUCCESS
+from domain.unknown_user import UnknownUserLogin
+from projections.audit_rules import FAILURE, RULES, SUCCESS
 from tests.investigate.script import ENV, OTHER_ENV, PASSWORDS, Scripted, at
 
 # ----- policy_at -----

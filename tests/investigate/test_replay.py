@@ -23,7 +23,7 @@ from application.history import History
 from application.service import AeroAuth
 from domain.rules import user_id
 from interfaces.cli.investigate import investigate_app
-from projections.audit import GENESIS
+from projections.audit_chain import GENESIS
 from projections.replay import instant, replay_until
 from tests.conftest import PG_HOST, PG_PORT, PG_USER, DatabaseUnderTest
 from tests.investigate.script import ENV, OTHER_ENV, Scripted, at

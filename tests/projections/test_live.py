@@ -19,15 +19,16 @@ from eventsourcing.persistence import StoredEvent
 from application.clock import FixedClock
 from application.service import AeroAuth
 from domain.base import AeroAggregate
-from domain.credential import UnknownUserLogin, UserCredential
+from domain.credential import UserCredential
 from domain.environment import Environment
+from domain.unknown_user import UnknownUserLogin
 from interfaces.cli.views import check_audit_chain, run_rebuild
 from interfaces.composition import build_views
 from interfaces.settings import Settings
 from projections import live as live_module
 from projections import runner
 from projections.api import AuditQuery
-from projections.audit import RULES
+from projections.audit_rules import RULES
 from projections.live import LiveReadModels
 from projections.sql import sql
 from projections.store import ViewStore

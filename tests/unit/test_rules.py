@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from uuid import NAMESPACE_URL, uuid5
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.errors import InvalidInputError
 from domain.rules import (
-    MAX_NAME,
-    _cached_environment_id,
-    _cached_user_id,
     environment_id,
     requiring_rule,
     user_id,
@@ -117,17 +116,10 @@ def test_roles_are_a_subset_of_admin_and_auditor() -> None:
     assert "owner" in str(error.value)
 
 
-def test_ids_are_cached_for_names_of_a_valid_length_only() -> None:
-    # Ids are derived before names are checked: a client's long strings must not
-    # stay in memory, however many it sends.
-    before = _cached_user_id.cache_info().currsize, _cached_environment_id.cache_info().currsize
-    long_name, long_slug = "m" * (MAX_NAME + 1), "s" * 64
-
-    assert user_id("acme", long_name) == user_id("acme", long_name.upper())
-    assert user_id(long_slug, "bob") != user_id("acme", "bob")
-    assert environment_id(long_slug) != environment_id("acme" + "s" * 59)
-
-    after = _cached_user_id.cache_info().currsize, _cached_environment_id.cache_info().currsize
-    assert after[0] <= before[0] + 1  # ("acme", "bob") only
-    assert after[1] <= before[1] + 1  # "acme" + 59 s's (63 characters) only
+def test_ids_are_the_uuid5_of_the_names_so_stored_histories_keep_their_ids() -> None:
+    namespace = uuid5(NAMESPACE_URL, "https://aero-auth/ids")
+    assert environment_id("acme") == uuid5(namespace, "environment/acme")
+    assert user_id("acme", "BOB") == uuid5(namespace, "user/acme/bob")
+    # NFC first: "é" typed as e + combining acute is the same user.
+    assert user_id("acme", "Ren\u0065\u0301") == uuid5(namespace, "user/acme/ren\u00e9")
     assert user_id("acme", "Bob") == user_id("acme", "bob")

@@ -129,9 +129,12 @@ def test_fifth_consecutive_code_failure_locks_the_code_step_for_five_minutes() -
     assert isinstance(rejected, UserCredential.CodeRejected)
     assert isinstance(locked, UserCredential.CodeStepLocked)
     assert locked.locked_until == NOW + timedelta(minutes=5)
-    with pytest.raises(TooManyAttemptsError) as error:
-        user.check_code_step_open(NOW + timedelta(minutes=1))
-    assert error.value.retry_after == 240
+    refusal = user.refuse_code(NOW + timedelta(minutes=1))
+    assert isinstance(refusal, TooManyAttemptsError)
+    assert refusal.retry_after == 240
+    (refused,) = user.collect_events()
+    assert isinstance(refused, UserCredential.CodeStepThrottled)
+    assert refused.reason == "locked"
 
 
 def test_code_failures_count_across_password_steps() -> None:
@@ -172,8 +175,18 @@ def test_hundredth_code_failure_in_all_disables_the_authenticator() -> None:
         UserCredential.CodeStepLocked,
         UserCredential.AuthenticatorDisabled,
     ]
-    with pytest.raises(TwoFactorDisabledError):
-        user.check_code_step_open(NOW + timedelta(days=1))
+    assert isinstance(user.refuse_code(NOW + timedelta(days=1)), TwoFactorDisabledError)
+    assert new_events(user) == [UserCredential.CodeStepThrottled]
+
+
+def test_an_open_code_step_refuses_nothing_and_records_nothing() -> None:
+    user = at_code_step(registered_user())
+    for _ in range(4):
+        user.reject_code("totp", "wrong", CODE_THROTTLE, NOW)
+    user.collect_events()
+
+    assert user.refuse_code(NOW) is None
+    assert new_events(user) == []
 
 
 def test_a_reset_ends_the_pending_login_and_forgets_the_authenticator() -> None:

@@ -9,13 +9,7 @@ from contextlib import contextmanager
 import segno
 from fastapi import APIRouter, Response
 
-from application.service import (
-    TWO_FACTOR_REGISTRATION_REQUIRED,
-    TWO_FACTOR_REQUIRED,
-    LoginCompleted,
-    Registration,
-)
-from domain.credential import REGISTRATION, TWO_FACTOR
+from application.login import LoginCompleted, Registration
 from domain.errors import AeroError
 from interfaces.http.deps import RegistrationLogin, ServicesDep, TwoFactorLogin
 from interfaces.http.errors import COMMON, ErrorBody, Responses
@@ -32,7 +26,6 @@ from interfaces.http.services import Services
 
 router = APIRouter(prefix="/v1/environments/{env}/login", tags=["login"], responses=COMMON)
 
-_NEXT_STEP = {TWO_FACTOR_REQUIRED: TWO_FACTOR, TWO_FACTOR_REGISTRATION_REQUIRED: REGISTRATION}
 _TOKEN_REFUSED: Responses = {
     401: {"model": ErrorBody, "description": "invalid_token: not a live login token for this step"}
 }
@@ -90,10 +83,10 @@ def login(env: str, body: LoginRequest, services: ServicesDep) -> LoginStepView:
             status="authenticated", access_token=issued.token, expires_in=issued.expires_in
         )
     issued = services.tokens.issue_login(
-        step.user, step.challenge_id, _NEXT_STEP[step.status], step.expires_at
+        step.user, step.challenge_id, step.next_step, step.expires_at
     )
     return LoginStepView(
-        status=step.status,  # type: ignore[arg-type]
+        status=step.status,
         login_token=issued.token,
         expires_in=issued.expires_in,
     )

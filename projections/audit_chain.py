@@ -1,0 +1,111 @@
+"""The audit log's hash chain (SECURITY.md 19): what an entry's hash is made of.
+
+Each entry stores ``hash = sha256(previous hash || canonical JSON of the
+entry)``, the previous hash being that of the environment's entry before it
+(32 zero bytes for the first). Changing, inserting or deleting a stored entry
+breaks the chain at that entry or the next one.
+
+The canonical JSON is what ``json.dumps(content, sort_keys=True,
+separators=(",", ":"), ensure_ascii=False)`` writes, in UTF-8, for the
+content ``{"position", "environment", "occurred_at", "type", "username",
+"actor", "outcome", "ip", "user_agent", "details"}``, ``occurred_at`` in UTC
+with six fractional digits and a Z. orjson writes exactly that for what an
+entry holds (strings, ints, booleans, null, lists, string-keyed objects;
+tests/projections/test_audit.py compares every code point), several times
+faster; what it would write differently (floats) or cannot write (ints
+beyond 64 bits) no audit rule produces, and is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from projections.api import AuditEntry
+
+GENESIS = "0" * 64
+
+
+class NotCanonicalError(ValueError):
+    """A value the chain has no canonical form for: no audit rule writes one."""
+
+
+def canonical_json(value: Any) -> bytes:
+    """``value`` as the chain writes it (see the module's docstring)."""
+    _refuse_floats(value)
+    return _dumps(value)
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as e:
+        raise NotCanonicalError(str(e)) from None
+
+
+def _refuse_floats(value: Any) -> None:
+    kind = type(value)
+    if kind is float:
+        raise NotCanonicalError(f"no canonical form for the float {value!r}")
+    if kind is list:
+        for item in value:
+            _refuse_floats(item)
+    elif kind is dict:
+        for item in value.values():
+            _refuse_floats(item)
+
+
+def canonical(entry: AuditEntry) -> bytes:
+    """The entry's content as bytes that both databases and every rebuild reproduce exactly."""
+    return chain_content(entry, canonical_json(entry.details))
+
+
+def chain_content(entry: Any, details: bytes) -> bytes:
+    """``canonical(entry)`` for an entry whose details are canonical JSON already:
+    the projection writes them once, for the stored column and for the hash."""
+    # The other values are strings, None and the int position: no float to refuse.
+    return _dumps(
+        {
+            "position": entry.position,
+            "environment": entry.environment,
+            "occurred_at": utc_text(entry.occurred_at),
+            "type": entry.type,
+            "username": entry.username,
+            "actor": entry.actor,
+            "outcome": entry.outcome,
+            "ip": entry.ip,
+            "user_agent": entry.user_agent,
+            "details": orjson.Fragment(details),
+        }
+    )
+
+
+def utc_text(at: datetime) -> str:
+    """``at`` in UTC as the chain hashes it, six fractional digits and a Z.
+
+    Equal to ``at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")``, at a third of the cost.
+    """
+    at = at.astimezone(UTC)
+    if at.year < 1000:  # strftime writes such years unpadded
+        return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 (faster than f"{:02d}")
+        at.year,
+        at.month,
+        at.day,
+        at.hour,
+        at.minute,
+        at.second,
+        at.microsecond,
+    )
+
+
+def link(previous: str, content: bytes) -> str:
+    """The hash of an entry whose canonical bytes are ``content``, after ``previous``."""
+    return hashlib.sha256(bytes.fromhex(previous) + content).hexdigest()
+
+
+def chain_hash(previous: str, entry: AuditEntry) -> str:
+    return link(previous, canonical(entry))

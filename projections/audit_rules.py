@@ -1,0 +1,101 @@
+"""How each event reads in the audit log: its type, its outcome, and the details it shows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from domain.credential import UserCredential
+from domain.environment import Environment
+from domain.instants import rfc3339
+from domain.unknown_user import UnknownUserLogin
+
+SUCCESS = "success"
+FAILURE = "failure"
+
+
+class UnknownTopicError(LookupError):
+    """An event this version of the view does not know: never skipped silently."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How one kind of event reads in the audit log. ``details`` never copies a secret."""
+
+    type: str
+    outcome: str
+    details: Callable[[Any], dict[str, Any]]
+
+
+def _nothing(event: Any) -> dict[str, Any]:
+    return {}
+
+
+def _locked_until(event: Any) -> dict[str, Any]:
+    return {"locked_until": rfc3339(event.locked_until)}
+
+
+C = UserCredential
+E = Environment
+
+# Every event topic the domain records. A topic missing here stops the view.
+RULES: dict[str, Rule] = {
+    E.Created.TOPIC: Rule(
+        "environment_created",
+        SUCCESS,
+        lambda e: {"display_name": e.display_name, "issuer": e.issuer},
+    ),
+    E.TwoFactorRequirementChanged.TOPIC: Rule(
+        "two_factor_requirement_changed", SUCCESS, lambda e: {"require_2fa": e.require_2fa}
+    ),
+    E.GroupsSelected.TOPIC: Rule(
+        "groups_selected", SUCCESS, lambda e: {"groups": sorted(e.groups)}
+    ),
+    C.Created.TOPIC: Rule(
+        "user_created",
+        SUCCESS,
+        lambda e: {"groups": sorted(e.groups), "roles": sorted(e.roles)},
+    ),
+    C.PasswordChanged.TOPIC: Rule("password_changed", SUCCESS, _nothing),
+    C.PasswordRehashed.TOPIC: Rule("password_rehashed", SUCCESS, _nothing),
+    C.GroupsChanged.TOPIC: Rule("groups_changed", SUCCESS, lambda e: {"groups": sorted(e.groups)}),
+    C.RolesChanged.TOPIC: Rule("roles_changed", SUCCESS, lambda e: {"roles": sorted(e.roles)}),
+    C.PasswordStepSucceeded.TOPIC: Rule(
+        "login_password_succeeded", SUCCESS, lambda e: {"next_step": e.next_step}
+    ),
+    C.PasswordStepFailed.TOPIC: Rule(
+        "login_password_failed", FAILURE, lambda e: {"reason": e.reason}
+    ),
+    C.PasswordStepThrottled.TOPIC: Rule(
+        "login_password_failed", FAILURE, lambda e: {"reason": "throttled", **_locked_until(e)}
+    ),
+    C.PasswordStepLocked.TOPIC: Rule("password_step_locked", FAILURE, _locked_until),
+    C.RegistrationStarted.TOPIC: Rule("two_factor_registration_started", SUCCESS, _nothing),
+    C.AuthenticatorRegistered.TOPIC: Rule("two_factor_registered", SUCCESS, _nothing),
+    C.CodeAccepted.TOPIC: Rule("two_factor_succeeded", SUCCESS, lambda e: {"kind": "totp"}),
+    C.CodeRejected.TOPIC: Rule(
+        "two_factor_failed", FAILURE, lambda e: {"kind": e.kind, "reason": e.reason}
+    ),
+    C.CodeReplayed.TOPIC: Rule("two_factor_code_replayed", FAILURE, _nothing),
+    C.CodeStepLocked.TOPIC: Rule("two_factor_locked", FAILURE, _locked_until),
+    C.CodeStepThrottled.TOPIC: Rule(
+        "two_factor_throttled", FAILURE, lambda e: {"reason": e.reason}
+    ),
+    C.AuthenticatorDisabled.TOPIC: Rule(
+        "two_factor_disabled", FAILURE, lambda e: {"total_failures": e.total_failures}
+    ),
+    C.TwoFactorReset.TOPIC: Rule("two_factor_reset", SUCCESS, lambda e: {"reason": e.reason}),
+    C.RecoveryCodesIssued.TOPIC: Rule(
+        "recovery_codes_issued", SUCCESS, lambda e: {"count": len(e.code_hashes)}
+    ),
+    C.RecoveryCodeUsed.TOPIC: Rule(
+        "recovery_code_used", SUCCESS, lambda e: {"remaining": e.remaining}
+    ),
+    C.LoginSucceeded.TOPIC: Rule("login_succeeded", SUCCESS, lambda e: {"method": e.method}),
+    UnknownUserLogin.Created.TOPIC: Rule(
+        "login_password_failed", FAILURE, lambda e: {"reason": "unknown_user"}
+    ),
+}
+
+AUDIT_TYPES = tuple(sorted({rule.type for rule in RULES.values()}))
