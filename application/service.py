@@ -61,6 +61,8 @@ from domain.errors import (
 from domain.origin import acting_as
 from domain.rules import (
     environment_id,
+    may_name_a_user,
+    recorded_username,
     user_id,
     valid_groups,
     valid_roles,
@@ -291,7 +293,9 @@ class AeroAuth(Application[UUID]):
         slug = valid_slug(slug)
         admin_username = valid_username(admin_username)
         environment = Environment.create(slug, display_name, issuer, now)
-        password = check_strength(admin_password, admin_username)
+        password = check_strength(
+            admin_password, admin_username, environment.slug, environment.issuer
+        )
         admin = UserCredential.create(
             slug, admin_username, self.hasher.hash(password), (), ("admin", "auditor"), now
         )
@@ -320,11 +324,11 @@ class AeroAuth(Application[UUID]):
         roles: Iterable[str] = (),
     ) -> UserCredential:
         now = self.clock.now()
-        self.environment(slug)
+        environment = self.environment(slug)
         username = valid_username(username)
         # Validate everything before the expensive hash.
         groups, roles = valid_groups(groups), valid_roles(roles)
-        password = check_strength(password, username)
+        password = check_strength(password, username, environment.slug, environment.issuer)
         user = UserCredential.create(
             slug, username, self.hasher.hash(password), groups, roles, now
         )
@@ -351,7 +355,7 @@ class AeroAuth(Application[UUID]):
     def change_password(self, slug: str, username: str, password: str) -> UserCredential:
         """An admin sets a new password: pending logins and sessions end."""
         user = self.user(slug, username)
-        password_hash = self.hasher.hash(check_strength(password, user.username))
+        password_hash = self.hasher.hash(self._check_strength(user, password))
         return self._set_password_hash(slug, username, password_hash)
 
     @retry_on_conflict
@@ -378,7 +382,7 @@ class AeroAuth(Application[UUID]):
         user = self.user(slug, username)
         with acting_as(user.username):
             self._check_password(slug, username, current_password)
-            password_hash = self.hasher.hash(check_strength(new_password, user.username))
+            password_hash = self.hasher.hash(self._check_strength(user, new_password))
             return self._set_password_hash(slug, username, password_hash)
 
     @retry_on_conflict
@@ -418,7 +422,9 @@ class AeroAuth(Application[UUID]):
 
     def start_login(self, slug: str, username: str, password: str) -> LoginStep:
         """The password step. Unknown user, wrong password and throttling look the same."""
-        with acting_as(username):
+        # Until the user is found, the actor is what was typed, cut to the longest
+        # name a user can have: an unauthenticated client decides this string.
+        with acting_as(recorded_username(username)):
             return self._start_login(slug, username, password)
 
     @retry_on_conflict
@@ -427,10 +433,14 @@ class AeroAuth(Application[UUID]):
         # Loaded once per attempt: it answers both "does it exist" and the policy.
         environment = self.environment(slug)
         try:
+            if not may_name_a_user(username):
+                # Too long to be anyone's name: no lookup, but the same answer and
+                # the same hash as for any unknown user (SECURITY.md 9).
+                raise UserNotFoundError("no such user")
             user = self._user(slug, username)
         except UserNotFoundError:
             self.hasher.verify_dummy(password)
-            self.save(UnknownUserLogin.record(slug, username[:64], now))
+            self.save(UnknownUserLogin.record(slug, recorded_username(username), now))
             raise InvalidCredentialsError() from None
         # The user as created is the actor, whatever case the username was typed in.
         with acting_as(user.username):
@@ -551,6 +561,10 @@ class AeroAuth(Application[UUID]):
         return LoginCompleted(user=user)
 
     # ----- helpers -----
+
+    def _check_strength(self, user: UserCredential, password: str) -> str:
+        environment = self.environment(user.environment)
+        return check_strength(password, user.username, environment.slug, environment.issuer)
 
     @contextmanager
     def _second_step(

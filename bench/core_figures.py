@@ -117,7 +117,7 @@ def count_new(app: AeroAuth, action: Callable[[], object]) -> int:
 def events_per_login(app: AeroAuth, clock: FixedClock) -> tuple[int, int]:
     """Notifications written by a password-only login and by a full 2FA login."""
     app.create_environment(ENV, "Bench", "BizzStream Aero", "alice", "correct horse battery")
-    app.create_user(ENV, "carol", "carol keeps the books")
+    app.create_user(ENV, "carol", "she keeps the books")
     app.create_user(ENV, "bob", "bob's long password", groups=["finance"])
     app.set_policy(ENV, True, ["finance"])
     step = app.start_login(ENV, "bob", "bob's long password")
@@ -126,7 +126,7 @@ def events_per_login(app: AeroAuth, clock: FixedClock) -> tuple[int, int]:
     app.confirm_registration(ENV, "bob", step.challenge_id, pyotp.TOTP(secret).at(clock.now()))
     clock.advance(minutes=1)
 
-    password_only = count_new(app, lambda: app.start_login(ENV, "carol", "carol keeps the books"))
+    password_only = count_new(app, lambda: app.start_login(ENV, "carol", "she keeps the books"))
 
     def full_login() -> None:
         challenge = app.start_login(ENV, "bob", "bob's long password").challenge_id

@@ -31,8 +31,8 @@ ENV = "acme"
 OTHER_ENV = "globex"
 PASSWORDS = {
     "alice": "correct horse battery",
-    "bob": "bob's long password",
-    "carol": "carol keeps the books",
+    "bob": "my long secret phrase",
+    "carol": "she keeps the books",
     "dave": "dave joined last of all",
 }
 OPERATOR = Origin(actor="operator", ip="192.0.2.1", user_agent="curl/8.5")
