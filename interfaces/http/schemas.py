@@ -121,6 +121,10 @@ class TwoFactorView(BaseModel):
     locked_until: Timestamp | None = Field(
         description="the code step is locked until then after repeated failures"
     )
+    disabled: bool = Field(
+        default=False,
+        description="the authenticator is disabled after too many failures, until an admin reset",
+    )
 
 
 class UserView(BaseModel):
@@ -140,6 +144,7 @@ class UserView(BaseModel):
                 required=environment.requiring_rule(user.groups) is not None,
                 registered=user.registered,
                 locked_until=user.code_step_locked_until(now),
+                disabled=user.disabled,
             ),
         )
 

@@ -15,7 +15,12 @@ def test_admin_creates_a_user_and_reads_it_back(acme: Api) -> None:
         "username": "Bob",
         "groups": ["amsterdam", "finance"],
         "roles": [],
-        "two_factor": {"required": True, "registered": False, "locked_until": None},
+        "two_factor": {
+            "required": True,
+            "registered": False,
+            "locked_until": None,
+            "disabled": False,
+        },
     }
     assert created.status_code == 201
     assert created.json() == expected
@@ -117,6 +122,7 @@ def test_reset_forgets_the_authenticator_and_ends_sessions(acme: Api) -> None:
         "required": True,
         "registered": False,
         "locked_until": None,
+        "disabled": False,
     }
     assert (blank.status_code, error_of(blank)) == (422, "invalid_input")
     assert (

@@ -45,7 +45,7 @@ from projections.audit import (
 )
 from projections.audit_store import OwnerCache, SqlAuditView
 from projections.export import csv_lines, jsonl_lines
-from projections.runtime import LiveReadModels
+from projections.runtime import LiveReadModels, encode_cursor
 from projections.store import SQLiteStore, ViewStore
 from tests.conftest import DatabaseUnderTest, make_settings
 from tests.projections.conftest import (
@@ -297,6 +297,10 @@ def test_pages_run_oldest_first_and_meet_the_export(
     for bad in ["", "garbage!", "eyJrIjoiYXVkaXQiLCJhIjoiMSJ9"]:
         with pytest.raises(InvalidCursorError):
             read_models.audit(AuditQuery("acme"), 7, bad)
+    for huge in [2**63, 10**40, -1]:
+        forged = encode_cursor("audit", huge)
+        with pytest.raises(InvalidCursorError):
+            read_models.audit(AuditQuery("acme"), 7, forged)
     with pytest.raises(ValueError, match="limit"):
         read_models.audit(AuditQuery("acme"), 0, None)
 
