@@ -18,11 +18,12 @@ from application.passwords import Argon2Hasher, Argon2Parameters
 from application.secretbox import SecretBox
 from application.service import AeroAuth, SecurityPolicy
 from domain.throttle import Throttle
+from interfaces.files import private_sqlite_files, warn_if_exposed
 from interfaces.keys import KeyConfigurationError, decode_key, read_or_create
 from interfaces.settings import Settings
 from projections.lease import CONNECTION_OPTIONS
 from projections.runtime import LiveReadModels
-from projections.store import advisory_key
+from projections.store import advisory_key, sibling_path
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,10 @@ class Store:
             )
         raise ValueError(f"AERO_DATABASE_URL must be sqlite:/// or postgresql://, not {url!r}")
 
+    def sqlite_view_paths(self) -> list[Path]:
+        """The read models' SQLite files beside the event store's (projections.runtime)."""
+        return [Path(sibling_path(str(self.sqlite_path), view)) for view in ("audit", "directory")]
+
     def eventsourcing_env(self, pool_size: int = 5) -> dict[str, str]:
         """Every key the library reads, explicitly: it merges os.environ underneath."""
         # Recently used aggregates stay in memory and are brought up to date with
@@ -72,7 +77,8 @@ class Store:
         }
         if self.kind == "sqlite":
             assert self.sqlite_path is not None
-            self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            for database in (self.sqlite_path, *self.sqlite_view_paths()):
+                private_sqlite_files(database)
             return {
                 **cache,
                 "PERSISTENCE_MODULE": "application.sqlite_writes:SerialisedWritesFactory",
@@ -102,6 +108,7 @@ def secret_box(settings: Settings) -> SecretBox:
             text = settings.secret_key_file.read_text()
         except OSError as e:
             raise KeyConfigurationError(f"cannot read AERO_SECRET_KEY_FILE: {e}") from e
+        warn_if_exposed(settings.secret_key_file, "AERO_SECRET_KEY_FILE")
         key = decode_key(text, "AERO_SECRET_KEY_FILE")
     else:
         fresh = base64.b64encode(SecretBox.generate_key())

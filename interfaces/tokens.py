@@ -24,6 +24,7 @@ from jwt.algorithms import OKPAlgorithm
 
 from application.clock import Clock
 from domain.credential import UserCredential
+from interfaces.files import warn_if_exposed
 from interfaces.keys import KeyConfigurationError, read_or_create
 from interfaces.settings import Settings
 
@@ -90,6 +91,7 @@ def load_signing_key(settings: Settings) -> Ed25519PrivateKey:
             pem = settings.token_signing_key_file.read_bytes()
         except OSError as e:
             raise KeyConfigurationError(f"cannot read AERO_TOKEN_SIGNING_KEY_FILE: {e}") from e
+        warn_if_exposed(settings.token_signing_key_file, "AERO_TOKEN_SIGNING_KEY_FILE")
         source = "AERO_TOKEN_SIGNING_KEY_FILE"
     else:
         path = settings.data_dir / "token-signing.pem"
