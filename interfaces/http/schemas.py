@@ -121,9 +121,12 @@ class TwoFactorView(BaseModel):
     locked_until: Timestamp | None = Field(
         description="the code step is locked until then after repeated failures"
     )
-    disabled: bool = Field(
-        default=False,
-        description="the authenticator is disabled after too many failures, until an admin reset",
+    disabled: bool | None = Field(
+        default=None,
+        description=(
+            "the authenticator is disabled after too many failures, until an admin reset; "
+            "null in the users list, whose read model does not track it: read the user"
+        ),
     )
 
 

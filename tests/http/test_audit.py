@@ -126,7 +126,7 @@ def test_users_list_pages_through_the_read_model(
                     "required": True,
                     "registered": False,
                     "locked_until": None,
-                    "disabled": False,
+                    "disabled": None,
                 },
             }
         ],
