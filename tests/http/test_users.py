@@ -187,3 +187,15 @@ def test_user_management_needs_the_admin_role(acme: Api) -> None:
         anonymous = acme.client.request(method, acme.url(path), json=body)
         assert (forbidden.status_code, error_of(forbidden)) == (403, "forbidden"), path
         assert (anonymous.status_code, error_of(anonymous)) == (401, "invalid_token"), path
+
+
+def test_look_alike_names_and_passwords_holding_context_words_are_refused(acme: Api) -> None:
+    look_alikes = [acme.create_user(name) for name in ("\uff42\uff4f\uff42", "bob\u200b", " bob")]
+    issuer = acme.create_user("bob", password="my BizzStream Aero login")
+    repeated = acme.create_user("bob", password="\uff41" * 12)
+
+    assert [(r.status_code, error_of(r)) for r in look_alikes] == [(422, "invalid_input")] * 3
+    assert (issuer.status_code, error_of(issuer)) == (422, "weak_password")
+    assert "issuer" in issuer.json()["detail"]
+    assert (repeated.status_code, error_of(repeated)) == (422, "weak_password")
+    assert "one character repeated" in repeated.json()["detail"]
