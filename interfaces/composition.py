@@ -77,8 +77,11 @@ class Store:
         }
         if self.kind == "sqlite":
             assert self.sqlite_path is not None
-            for database in (self.sqlite_path, *self.sqlite_view_paths()):
-                private_sqlite_files(database)
+            private_sqlite_files(self.sqlite_path)
+            # Only narrowed when present: investigations tell a store whose views were
+            # never built by these files' absence.
+            for view in self.sqlite_view_paths():
+                private_sqlite_files(view, create=False)
             return {
                 **cache,
                 "PERSISTENCE_MODULE": "application.sqlite_writes:SerialisedWritesFactory",

@@ -26,7 +26,7 @@ def private_directory(path: Path) -> None:
     _narrow(path, PRIVATE_DIRECTORY)
 
 
-def private_sqlite_files(database: Path) -> None:
+def private_sqlite_files(database: Path, create: bool = True) -> None:
     """Create ``database`` 0600 unless it exists, and narrow it and its -wal, -shm to 0600.
 
     A missing directory is created 0700; an existing one is left as it is, since
@@ -34,7 +34,8 @@ def private_sqlite_files(database: Path) -> None:
     """
     database.parent.mkdir(mode=PRIVATE_DIRECTORY, parents=True, exist_ok=True)
     try:
-        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+        if create:
+            os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
     except FileExistsError:
         pass
     for path in (database, *(Path(f"{database}{side}") for side in SQLITE_SIDE_FILES)):
