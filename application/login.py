@@ -29,6 +29,7 @@ from domain.errors import (
     UserNotFoundError,
 )
 from domain.origin import acting_as
+from domain.rules import may_name_a_user, recorded_username
 from domain.totp import is_well_formed, matching_step, provisioning_uri, random_secret
 from domain.unknown_user import UnknownUserLogin
 
@@ -82,7 +83,9 @@ class LoginFlow(AeroApplication):
 
     def start_login(self, slug: str, username: str, password: str) -> LoginStep:
         """The password step. Unknown user, wrong password and throttling look the same."""
-        with acting_as(username):
+        # Until the user is found, the actor is what was typed, cut to the longest
+        # name a user can have: an unauthenticated client decides this string.
+        with acting_as(recorded_username(username)):
             return self._start_login(slug, username, password)
 
     @retry_on_conflict
@@ -91,10 +94,14 @@ class LoginFlow(AeroApplication):
         # Loaded once per attempt: it answers both "does it exist" and the policy.
         environment = self.environment(slug)
         try:
+            if not may_name_a_user(username):
+                # Too long to be anyone's name: no lookup, but the same answer and
+                # the same hash as for any unknown user (SECURITY.md 9).
+                raise UserNotFoundError("no such user")
             user = self._user(slug, username)
         except UserNotFoundError:
             self.hasher.verify_dummy(password)
-            self.save(UnknownUserLogin.record(slug, username[:64], now))
+            self.save(UnknownUserLogin.record(slug, recorded_username(username), now))
             raise InvalidCredentialsError() from None
         # The user as created is the actor, whatever case the username was typed in.
         with acting_as(user.username):

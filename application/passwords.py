@@ -13,7 +13,6 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from argon2.low_level import Type
 
 from domain.errors import WeakPasswordError
-from domain.rules import username_key
 
 MIN_LENGTH = 8
 MAX_LENGTH = 128
@@ -31,20 +30,42 @@ def normalize_password(password: str) -> str:
     return unicodedata.normalize("NFC", password)
 
 
-def check_strength(password: str, username: str) -> str:
+# Names shorter than this are refused only as the whole password: a two-letter
+# slug or username would otherwise be found inside many good passphrases.
+MIN_CONTAINED = 3
+
+
+def _compared(text: str) -> str:
+    # NFKC folds compatibility forms (full-width "password123", the ligature U+FB01) into what they
+    # look like, so a variant of a listed password is refused like the password.
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def check_strength(password: str, username: str, slug: str, issuer: str) -> str:
     """The NFC-normalised password, or WeakPasswordError saying why.
 
-    No composition rules and no truncation: length, the common list and the
-    username are what 800-63B rev 4 asks for.
+    No composition rules and no truncation: length, the common list and
+    context-specific words (the username, the environment's slug and the
+    issuer the authenticator app shows) are what 800-63B rev 4 asks for.
+    The checks compare NFKC, casefolded; the password kept is NFC, as typed.
     """
     password = normalize_password(password)
     if len(password) < MIN_LENGTH:
         raise WeakPasswordError(f"password must be at least {MIN_LENGTH} characters")
     if len(password) > MAX_LENGTH:
         raise WeakPasswordError(f"password must be at most {MAX_LENGTH} characters")
-    if password.casefold() == username_key(username):
-        raise WeakPasswordError("password must not equal the username")
-    if password.casefold() in _common_passwords():
+    compared = _compared(password)
+    if len(set(compared)) == 1:
+        raise WeakPasswordError("password must not be one character repeated")
+    for word, name in (
+        (username, "the username"),
+        (slug, "the environment's slug"),
+        (issuer, "the issuer"),
+    ):
+        word = _compared(word)
+        if compared == word or (len(word) >= MIN_CONTAINED and word in compared):
+            raise WeakPasswordError(f"password must not contain {name}")
+    if compared in _common_passwords():
         raise WeakPasswordError("password is one of the most commonly used passwords")
     return password
 

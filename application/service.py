@@ -49,7 +49,9 @@ class AeroAuth(LoginFlow):
         slug = valid_slug(slug)
         admin_username = valid_username(admin_username)
         environment = Environment.create(slug, display_name, issuer, now)
-        password = check_strength(admin_password, admin_username)
+        password = check_strength(
+            admin_password, admin_username, environment.slug, environment.issuer
+        )
         admin = UserCredential.create(
             slug, admin_username, self.hasher.hash(password), (), ("admin", "auditor"), now
         )
@@ -78,11 +80,11 @@ class AeroAuth(LoginFlow):
         roles: Iterable[str] = (),
     ) -> UserCredential:
         now = self.clock.now()
-        self.environment(slug)
+        environment = self.environment(slug)
         username = valid_username(username)
         # Validate everything before the expensive hash.
         groups, roles = valid_groups(groups), valid_roles(roles)
-        password = check_strength(password, username)
+        password = check_strength(password, username, environment.slug, environment.issuer)
         user = UserCredential.create(slug, username, self.hasher.hash(password), groups, roles, now)
         try:
             self.save(user)
@@ -107,7 +109,7 @@ class AeroAuth(LoginFlow):
     def change_password(self, slug: str, username: str, password: str) -> UserCredential:
         """An admin sets a new password: pending logins and sessions end."""
         user = self.user(slug, username)
-        password_hash = self.hasher.hash(check_strength(password, user.username))
+        password_hash = self.hasher.hash(self._check_strength(user, password))
         return self._set_password_hash(slug, username, password_hash)
 
     @retry_on_conflict
@@ -134,7 +136,7 @@ class AeroAuth(LoginFlow):
         user = self.user(slug, username)
         with acting_as(user.username):
             self._check_password(slug, username, current_password)
-            password_hash = self.hasher.hash(check_strength(new_password, user.username))
+            password_hash = self.hasher.hash(self._check_strength(user, new_password))
             return self._set_password_hash(slug, username, password_hash)
 
     @retry_on_conflict
@@ -155,3 +157,7 @@ class AeroAuth(LoginFlow):
             user.issue_recovery_codes([recovery.hash_code(c) for c in codes], self.clock.now())
             self.save(user)
         return codes
+
+    def _check_strength(self, user: UserCredential, password: str) -> str:
+        environment = self.environment(user.environment)
+        return check_strength(password, user.username, environment.slug, environment.issuer)

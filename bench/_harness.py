@@ -45,7 +45,7 @@ PG_HOST = os.environ.get("AERO_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("AERO_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("AERO_TEST_PG_USER", "postgres")
 ENV = "bench"
-PASSWORD = "bench password 4711"
+PASSWORD = "load test passphrase 4711"
 OPERATOR_TOKEN = "bench-operator-token-" + "x" * 20
 SEED_BATCH = 500  # aggregates per save
 

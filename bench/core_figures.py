@@ -118,19 +118,19 @@ def count_new(app: AeroAuth, action: Callable[[], object]) -> int:
 def events_per_login(app: AeroAuth, clock: FixedClock) -> tuple[int, int]:
     """Notifications written by a password-only login and by a full 2FA login."""
     app.create_environment(ENV, "Bench", "BizzStream Aero", "alice", "correct horse battery")
-    app.create_user(ENV, "carol", "carol keeps the books")
-    app.create_user(ENV, "bob", "bob's long password", groups=["finance"])
+    app.create_user(ENV, "carol", "she keeps the books")
+    app.create_user(ENV, "bob", "my long secret phrase", groups=["finance"])
     app.set_policy(ENV, True, ["finance"])
-    step = app.start_login(ENV, "bob", "bob's long password")
+    step = app.start_login(ENV, "bob", "my long secret phrase")
     assert step.challenge_id is not None
     secret = app.start_registration(ENV, "bob", step.challenge_id).secret
     app.confirm_registration(ENV, "bob", step.challenge_id, pyotp.TOTP(secret).at(clock.now()))
     clock.advance(minutes=1)
 
-    password_only = count_new(app, lambda: app.start_login(ENV, "carol", "carol keeps the books"))
+    password_only = count_new(app, lambda: app.start_login(ENV, "carol", "she keeps the books"))
 
     def full_login() -> None:
-        challenge = app.start_login(ENV, "bob", "bob's long password").challenge_id
+        challenge = app.start_login(ENV, "bob", "my long secret phrase").challenge_id
         assert challenge is not None
         app.verify_code(ENV, "bob", challenge, pyotp.TOTP(secret).at(clock.now()))
 
@@ -139,7 +139,7 @@ def events_per_login(app: AeroAuth, clock: FixedClock) -> tuple[int, int]:
 
 def write_history(app: AeroAuth, clock: FixedClock, logins: int) -> uuid.UUID:
     """A user with ``logins`` past password-only logins, saved in batches."""
-    app.create_user(ENV, "dave", "dave has logged in a lot")
+    app.create_user(ENV, "dave", "he has logged in a lot")
     user: UserCredential = app.user(ENV, "dave")
     for i in range(logins):
         now = clock.advance(minutes=1)

@@ -89,7 +89,7 @@ def record(app: AeroAuth, clock: FixedClock, events: int) -> list[datetime]:
     """
     app.create_environment(ENV, "Bench", "BizzStream Aero", "alice", "correct horse battery")
     clock.advance(seconds=1)
-    app.create_user(ENV, USER, "carol keeps the books", groups=["odd"])
+    app.create_user(ENV, USER, "she keeps the books", groups=["odd"])
     user = app.user(ENV, USER)
     stamps = [user.created_on]
     for version in range(2, events + 1):

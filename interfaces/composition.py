@@ -32,6 +32,7 @@ from application.passwords import Argon2Hasher, Argon2Parameters
 from application.secretbox import SecretBox
 from application.service import AeroAuth, SecurityPolicy
 from domain.throttle import Throttle
+from interfaces.files import private_sqlite_files, warn_if_exposed
 from interfaces.http.app import create_app
 from interfaces.http.clientip import TrustedProxies
 from interfaces.keys import KeyConfigurationError, decode_key, read_or_create
@@ -41,7 +42,7 @@ from projections.api import ReadModels
 from projections.dialects import advisory_key
 from projections.lease import CONNECTION_OPTIONS
 from projections.live import LiveReadModels
-from projections.views import Views, postgres_views, sqlite_views
+from projections.views import Views, postgres_views, sibling_path, sqlite_views
 
 ReadModelsFactory = Callable[[AeroAuth], ReadModels]
 
@@ -93,6 +94,10 @@ class Store:
             )
         raise ValueError(f"AERO_DATABASE_URL must be sqlite:/// or postgresql://, not {url!r}")
 
+    def sqlite_view_paths(self) -> list[Path]:
+        """The read models' SQLite files beside the event store's (projections.views)."""
+        return [Path(sibling_path(str(self.sqlite_path), view)) for view in ("audit", "directory")]
+
     def eventsourcing_env(self, pool_size: int = 5) -> dict[str, str]:
         """Every key the library reads, explicitly: it merges os.environ underneath."""
         # Recently used aggregates stay in memory and are brought up to date with
@@ -107,7 +112,11 @@ class Store:
         }
         if self.kind == "sqlite":
             assert self.sqlite_path is not None
-            self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_files(self.sqlite_path)
+            # Only narrowed when present: investigations tell a store whose views were
+            # never built by these files' absence.
+            for view in self.sqlite_view_paths():
+                private_sqlite_files(view, create=False)
             return {
                 **cache,
                 "PERSISTENCE_MODULE": "application.sqlite_writes:SerialisedWritesFactory",
@@ -137,6 +146,7 @@ def secret_box(settings: Settings) -> SecretBox:
             text = settings.secret_key_file.read_text()
         except OSError as e:
             raise KeyConfigurationError(f"cannot read AERO_SECRET_KEY_FILE: {e}") from e
+        warn_if_exposed(settings.secret_key_file, "AERO_SECRET_KEY_FILE")
         key = decode_key(text, "AERO_SECRET_KEY_FILE")
     else:
         fresh = base64.b64encode(SecretBox.generate_key())
@@ -153,6 +163,7 @@ def load_signing_key(settings: Settings) -> Ed25519PrivateKey:
             pem = settings.token_signing_key_file.read_bytes()
         except OSError as e:
             raise KeyConfigurationError(f"cannot read AERO_TOKEN_SIGNING_KEY_FILE: {e}") from e
+        warn_if_exposed(settings.token_signing_key_file, "AERO_TOKEN_SIGNING_KEY_FILE")
         source = "AERO_TOKEN_SIGNING_KEY_FILE"
     else:
         path = settings.data_dir / "token-signing.pem"

@@ -8,18 +8,27 @@ import os
 import sys
 from pathlib import Path
 
+from interfaces.files import private_directory, warn_if_exposed
+
 
 class KeyConfigurationError(Exception):
     pass
 
 
 def read_or_create(path: Path, create: bytes, describe: str) -> bytes:
-    """The file's bytes; on first start write ``create`` with mode 0600 and say where."""
+    """The file's bytes; on first start write ``create`` with mode 0600 and say where.
+
+    The directory is made 0700; an existing key file others may read or write
+    is used, with a warning at start.
+    """
+    private_directory(path.parent)
     try:
-        return path.read_bytes()
+        content = path.read_bytes()
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        warn_if_exposed(path, describe)
+        return content
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

@@ -45,6 +45,9 @@ def decode_cursor(kind: str, cursor: str, expected: type) -> Any:
     after = data.get("a")
     if not isinstance(after, expected) or isinstance(after, bool):
         raise InvalidCursorError("the cursor is not one this service issued")
+    if isinstance(after, int) and not 0 <= after < 2**63:
+        # Positions are BIGINTs: a larger number would fail in the database, a 500.
+        raise InvalidCursorError("the cursor is not one this service issued")
     return after
 
 

@@ -21,6 +21,8 @@ from interfaces.http.errors import error_response
 from interfaces.http.observability import UNMATCHED_ROUTE, Metrics, escape, logger
 from interfaces.http.services import Services
 
+# Every event a request causes records its user agent: longer ones are cut
+# (README, "Limits").
 USER_AGENT_LIMIT = 512
 
 
@@ -39,9 +41,7 @@ class RequestContextMiddleware:
         request_id = uuid.uuid4().hex
         status = 500
         ip = self._client_ip(scope, headers)
-        user_agent = headers.get("user-agent")
-        if user_agent is not None:
-            user_agent = user_agent[:USER_AGENT_LIMIT]
+        user_agent = _user_agent(scope)
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -117,6 +117,20 @@ class RequestContextMiddleware:
         if services is None:
             return peer
         return services.proxies.client_ip(peer, headers.getlist("x-forwarded-for"))
+
+
+def _user_agent(scope: Scope) -> str | None:
+    """The User-Agent as UTF-8 text, cut to USER_AGENT_LIMIT characters.
+
+    Starlette reads header values as Latin-1, which would record "é" as "Ã©".
+    Bytes that are not UTF-8 become U+FFFD. At most four bytes make a
+    character, so decoding 4 x the limit is enough for the cut.
+    """
+    for name, value in scope["headers"]:
+        if name == b"user-agent":
+            text: str = value[: 4 * USER_AGENT_LIMIT].decode("utf-8", "replace")
+            return text[:USER_AGENT_LIMIT]
+    return None
 
 
 def _services(scope: Scope) -> Services | None:

@@ -122,6 +122,13 @@ class TwoFactorView(BaseModel):
     locked_until: Timestamp | None = Field(
         description="the code step is locked until then after repeated failures"
     )
+    disabled: bool | None = Field(
+        default=None,
+        description=(
+            "the authenticator is disabled after too many failures, until an admin reset; "
+            "null in the users list, whose read model does not track it: read the user"
+        ),
+    )
 
 
 class UserView(BaseModel):
@@ -141,6 +148,7 @@ class UserView(BaseModel):
                 required=environment.requiring_rule(user.groups) is not None,
                 registered=user.registered,
                 locked_until=user.code_step_locked_until(now),
+                disabled=user.disabled,
             ),
         )
 

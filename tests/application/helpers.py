@@ -22,9 +22,9 @@ ISSUER = "BizzStream Aero"
 ALICE = "alice"
 ALICE_PASSWORD = "correct horse battery"
 BOB = "bob"
-BOB_PASSWORD = "bob's long password"
+BOB_PASSWORD = "my long secret phrase"
 CAROL = "carol"
-CAROL_PASSWORD = "carol keeps the books"
+CAROL_PASSWORD = "she keeps the books"
 
 
 def position(app: AeroAuth) -> int:

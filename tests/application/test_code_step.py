@@ -356,7 +356,7 @@ def test_a_locked_code_step_never_locks_the_password_step(app: AeroAuth, clock: 
     enrolled = bob_registered(app, clock)
     fail_codes(app, enrolled, 5)
 
-    step = app.start_login(ENV, BOB, "bob's long password")
+    step = app.start_login(ENV, BOB, "my long secret phrase")
 
     assert step.status == "two_factor_required"
 

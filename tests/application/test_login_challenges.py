@@ -92,8 +92,8 @@ def test_a_code_step_challenge_is_refused_by_the_registration(
 
 def test_a_challenge_is_bound_to_its_user(app: AeroAuth, clock: FixedClock) -> None:
     enrolled = bob_registered(app, clock)
-    app.create_user(ENV, "carol", "carol keeps the books", groups=["finance"])
-    carols = app.start_login(ENV, "carol", "carol keeps the books")
+    app.create_user(ENV, "carol", "she keeps the books", groups=["finance"])
+    carols = app.start_login(ENV, "carol", "she keeps the books")
     assert carols.challenge_id is not None
 
     with pytest.raises(InvalidChallengeError):

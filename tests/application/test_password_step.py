@@ -15,6 +15,7 @@ from domain.errors import (
     InvalidCredentialsError,
     WeakPasswordError,
 )
+from domain.rules import user_id
 from domain.unknown_user import UnknownUserLogin
 from tests.application.conftest import BuildApp
 from tests.application.helpers import (
@@ -173,6 +174,46 @@ def test_an_unknown_user_costs_a_dummy_hash_and_is_recorded(
     assert (recorded.environment, recorded.username) == (ENV, "mallory")
 
 
+@pytest.mark.parametrize("username", ["m" * 65_536, "\u202emallory\u200b" * 10_000])
+def test_an_over_long_unknown_name_is_refused_like_any_unknown_user_and_recorded_cut_short(
+    app: AeroAuth, build_app: BuildApp, username: str
+) -> None:
+    with_environment(app)
+    hasher = CountingHasher()
+    service = build_app(hasher=hasher)
+    before = position(app)
+
+    with pytest.raises(InvalidCredentialsError) as error:
+        service.start_login(ENV, username, "guessing a password")
+
+    assert error.value.code == "invalid_credentials"
+    assert hasher.dummy_verifications == 1
+    [recorded] = events_since(app, before)
+    assert isinstance(recorded, UnknownUserLogin.Created)
+    assert recorded.username == username[:64]
+    assert recorded.actor == username[:64]
+
+
+def test_a_user_whose_name_predates_the_precis_check_still_logs_in(
+    app: AeroAuth, clock: FixedClock
+) -> None:
+    # A name stored before the PRECIS check (a space inside) keeps its id and logs in.
+    with_environment(app)
+    legacy = UserCredential._start(
+        UserCredential.Created,
+        id=user_id(ENV, "Bob Smith"),
+        now=clock.now(),
+        environment=ENV,
+        username="Bob Smith",
+        password_hash=app.hasher.hash(BOB_PASSWORD),
+        groups=frozenset(),
+        roles=frozenset(),
+    )
+    app.save(legacy)
+
+    assert app.start_login(ENV, "bob smith", BOB_PASSWORD).user.username == "Bob Smith"
+
+
 def test_passwords_are_stored_as_argon2id_with_owasps_parameters(app: AeroAuth) -> None:
     with_environment(app)
     before = position(app)
@@ -225,7 +266,12 @@ WEAK = [
     ("x" * 129, "at most 128"),
     ("password123", "commonly used"),
     ("qwertyuiop", "commonly used"),
-    ("Bobby Tables", "username"),
+    ("Bobby_Tables", "the username"),
+    ("\uff51\uff57\uff45\uff52\uff54\uff59\uff55\uff49\uff4f\uff50", "commonly used"),
+    ("zzzzzzzzzzzz", "one character repeated"),
+    ("I am bobby_tables, hi", "the username"),
+    ("we work at Acme", "the environment's slug"),
+    ("my bizzstream aero app", "the issuer"),
 ]
 
 
@@ -235,7 +281,7 @@ def test_weak_passwords_are_refused_with_the_reason_and_nothing_is_stored(app: A
 
     for password, reason in WEAK:
         with pytest.raises(WeakPasswordError, match=reason) as error:
-            app.create_user(ENV, "bobby tables", password)
+            app.create_user(ENV, "bobby_tables", password)
         assert error.value.code == "weak_password"
 
     assert position(app) == before
@@ -243,13 +289,13 @@ def test_weak_passwords_are_refused_with_the_reason_and_nothing_is_stored(app: A
 
 def test_a_weak_new_password_is_refused_and_nothing_is_stored(app: AeroAuth) -> None:
     with_environment(app)
-    app.create_user(ENV, "bobby tables", BOB_PASSWORD)
+    app.create_user(ENV, "bobby_tables", BOB_PASSWORD)
     before = position(app)
 
     with pytest.raises(WeakPasswordError, match="commonly used"):
-        app.change_password(ENV, "bobby tables", "qwertyuiop")
+        app.change_password(ENV, "bobby_tables", "qwertyuiop")
     with pytest.raises(WeakPasswordError, match="username"):
-        app.change_own_password(ENV, "bobby tables", BOB_PASSWORD, "Bobby Tables")
+        app.change_own_password(ENV, "bobby_tables", BOB_PASSWORD, "Bobby_Tables")
 
     assert position(app) == before
 

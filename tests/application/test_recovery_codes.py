@@ -113,7 +113,7 @@ def test_a_new_set_invalidates_the_old_one(app: AeroAuth, clock: FixedClock) -> 
 
 def test_no_recovery_codes_without_an_authenticator(app: AeroAuth) -> None:
     with_environment(app)
-    app.create_user(ENV, BOB, "bob's long password")
+    app.create_user(ENV, BOB, "my long secret phrase")
     before = position(app)
 
     with pytest.raises(TwoFactorNotRegisteredError):
@@ -127,7 +127,7 @@ def test_a_login_without_an_authenticator_cannot_use_recovery_codes(
 ) -> None:
     codes = bob_registered(app, clock).recovery_codes
     app.reset_two_factor(ENV, BOB, "lost phone")
-    step = app.start_login(ENV, BOB, "bob's long password")
+    step = app.start_login(ENV, BOB, "my long secret phrase")
     assert step.challenge_id is not None
     before = position(app)
 

@@ -122,7 +122,12 @@ def test_users_list_pages_through_the_read_model(
                 "username": "bob",
                 "groups": ["finance"],
                 "roles": [],
-                "two_factor": {"required": True, "registered": False, "locked_until": None},
+                "two_factor": {
+                    "required": True,
+                    "registered": False,
+                    "locked_until": None,
+                    "disabled": None,
+                },
             }
         ],
         "next_cursor": "page-2",

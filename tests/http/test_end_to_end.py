@@ -20,8 +20,8 @@ from tests.http.conftest import Server
 pytestmark = pytest.mark.slow
 
 ALICE_PASSWORD = "correct horse battery"
-BOB_PASSWORD = "bob keeps the books 2026"
-CAROL_PASSWORD = "carol sells the boxes 2026"
+BOB_PASSWORD = "he keeps the books 2026"
+CAROL_PASSWORD = "she sells the boxes 2026"
 
 
 def test_the_seed_story_over_http(server: Server) -> None:

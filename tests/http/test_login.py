@@ -88,7 +88,12 @@ def test_first_login_registers_an_authenticator_from_the_qr_code(finance: Api) -
     assert confirmed.json()["status"] == "authenticated"
     assert len(confirmed.json()["recovery_codes"]) == 10
     me = finance.client.get(finance.url("/me"), headers=bearer(confirmed.json()["access_token"]))
-    assert me.json()["two_factor"] == {"required": True, "registered": True, "locked_until": None}
+    assert me.json()["two_factor"] == {
+        "required": True,
+        "registered": True,
+        "locked_until": None,
+        "disabled": False,
+    }
 
 
 def test_a_wrong_first_code_does_not_register(finance: Api) -> None:
@@ -206,6 +211,13 @@ def test_an_authenticator_is_disabled_after_too_many_failures_in_all(
 
     assert statuses == [401] * 6
     assert (disabled.status_code, error_of(disabled)) == (403, "two_factor_disabled")
+    shown = api.client.get(api.url("/users/bob"), headers=api.admin).json()["two_factor"]
+    assert (shown["registered"], shown["disabled"]) == (True, True)
+    api.client.post(
+        api.url("/users/bob/two-factor/reset"), json={"reason": "ticket 4711"}, headers=api.admin
+    )
+    shown = api.client.get(api.url("/users/bob"), headers=api.admin).json()["two_factor"]
+    assert shown["disabled"] is False
 
 
 def test_login_tokens_are_for_one_step_of_one_login(finance: Api) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from application.clock import FixedClock
 from domain.rules import user_id
+from interfaces.http.middleware import _user_agent
 from interfaces.settings import Settings
 from tests.conftest import DatabaseUnderTest
 from tests.http.conftest import ADMIN, ADMIN_PASSWORD, Api, TestClient
@@ -68,6 +69,26 @@ def test_events_record_the_actor_ip_and_user_agent(acme: Api) -> None:
         "AdminConsole/2.0",
     )
     assert (logged_in.actor, logged_in.user_agent) == ("bob", "Mozilla/5.0")  # type: ignore[attr-defined]
+
+
+def test_user_agents_are_recorded_as_utf8_text_cut_to_512_characters(acme: Api) -> None:
+    acme.create_user("bob")
+    # Header values as bytes, as they travel.
+    acme.login("bob", **{"User-Agent": "Caf\u00e9Browser/1.0 \u2713".encode()})  # type: ignore[arg-type]
+    utf8 = _last_event(acme, "bob")
+    acme.login("bob", **{"User-Agent": ("\u00e9" * 600).encode()})  # type: ignore[arg-type]
+    long = _last_event(acme, "bob")
+
+    assert utf8.user_agent == "Caf\u00e9Browser/1.0 \u2713"  # type: ignore[attr-defined]
+    assert long.user_agent == "\u00e9" * 512  # type: ignore[attr-defined]
+
+
+def test_a_user_agent_that_is_not_utf8_keeps_its_readable_part() -> None:
+    # The test client re-encodes headers as UTF-8, so this one goes in directly.
+    scope = {"headers": [(b"host", b"x"), (b"user-agent", b"bad \xff byte")]}
+
+    assert _user_agent(scope) == "bad \ufffd byte"
+    assert _user_agent({"headers": []}) is None
 
 
 @pytest.mark.parametrize(

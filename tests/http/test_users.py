@@ -15,7 +15,12 @@ def test_admin_creates_a_user_and_reads_it_back(acme: Api) -> None:
         "username": "Bob",
         "groups": ["amsterdam", "finance"],
         "roles": [],
-        "two_factor": {"required": True, "registered": False, "locked_until": None},
+        "two_factor": {
+            "required": True,
+            "registered": False,
+            "locked_until": None,
+            "disabled": False,
+        },
     }
     assert created.status_code == 201
     assert created.json() == expected
@@ -117,6 +122,7 @@ def test_reset_forgets_the_authenticator_and_ends_sessions(acme: Api) -> None:
         "required": True,
         "registered": False,
         "locked_until": None,
+        "disabled": False,
     }
     assert (blank.status_code, error_of(blank)) == (422, "invalid_input")
     assert (
@@ -181,3 +187,15 @@ def test_user_management_needs_the_admin_role(acme: Api) -> None:
         anonymous = acme.client.request(method, acme.url(path), json=body)
         assert (forbidden.status_code, error_of(forbidden)) == (403, "forbidden"), path
         assert (anonymous.status_code, error_of(anonymous)) == (401, "invalid_token"), path
+
+
+def test_look_alike_names_and_passwords_holding_context_words_are_refused(acme: Api) -> None:
+    look_alikes = [acme.create_user(name) for name in ("\uff42\uff4f\uff42", "bob\u200b", " bob")]
+    issuer = acme.create_user("bob", password="my BizzStream Aero login")
+    repeated = acme.create_user("bob", password="\uff41" * 12)
+
+    assert [(r.status_code, error_of(r)) for r in look_alikes] == [(422, "invalid_input")] * 3
+    assert (issuer.status_code, error_of(issuer)) == (422, "weak_password")
+    assert "issuer" in issuer.json()["detail"]
+    assert (repeated.status_code, error_of(repeated)) == (422, "weak_password")
+    assert "one character repeated" in repeated.json()["detail"]

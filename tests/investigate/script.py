@@ -31,9 +31,9 @@ ENV = "acme"
 OTHER_ENV = "globex"
 PASSWORDS = {
     "alice": "correct horse battery",
-    "bob": "bob's long password",
-    "carol": "carol keeps the books",
-    "dave": "dave joined last of all",
+    "bob": "my long secret phrase",
+    "carol": "she keeps the books",
+    "dave": "he joined last of all",
 }
 OPERATOR = Origin(actor="operator", ip="192.0.2.1", user_agent="curl/8.5")
 ADMIN = Origin(actor="alice", ip="198.51.100.7", user_agent="Mozilla/5.0 (admin console)")

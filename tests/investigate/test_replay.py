@@ -297,9 +297,9 @@ def test_each_event_is_judged_by_its_own_timestamp_not_by_commit_order(
     app.create_environment("acme", "Acme", "BizzStream Aero", "alice", "correct horse battery")
     # A second server whose clock is a minute behind records after the first.
     clock.set(at("10:00:00"))
-    app.create_user("acme", "bob", "bob's long password", groups=["finance"])
+    app.create_user("acme", "bob", "my long secret phrase", groups=["finance"])
     clock.set(at("09:59:00"))
-    app.create_user("acme", "carol", "carol keeps the books")
+    app.create_user("acme", "carol", "she keeps the books")
     # Within one aggregate time never goes back: this is stamped 10:00, as bob's first.
     app.change_groups("acme", "bob", ["sales"])
 

@@ -54,6 +54,7 @@ from projections.audit_store import OwnerCache, SqlAuditView
 from projections.dialects import SQLiteDialect
 from projections.export import csv_lines, jsonl_lines
 from projections.live import LiveReadModels
+from projections.queries import encode_cursor
 from projections.store import ViewStore
 from tests.conftest import DatabaseUnderTest, make_settings
 from tests.projections.conftest import (
@@ -305,6 +306,10 @@ def test_pages_run_oldest_first_and_meet_the_export(
     for bad in ["", "garbage!", "eyJrIjoiYXVkaXQiLCJhIjoiMSJ9"]:
         with pytest.raises(InvalidCursorError):
             read_models.audit(AuditQuery("acme"), 7, bad)
+    for huge in [2**63, 10**40, -1]:
+        forged = encode_cursor("audit", huge)
+        with pytest.raises(InvalidCursorError):
+            read_models.audit(AuditQuery("acme"), 7, forged)
     with pytest.raises(ValueError, match="limit"):
         read_models.audit(AuditQuery("acme"), 0, None)
 

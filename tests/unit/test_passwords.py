@@ -65,6 +65,10 @@ def test_parameters_may_not_go_below_owasps_minimum(parameters: dict[str, int]) 
         Argon2Parameters(**parameters)
 
 
+def strength(password: str, username: str = "bob") -> str:
+    return check_strength(password, username, "acme", "BizzStream Aero")
+
+
 @pytest.mark.parametrize(
     ("password", "reason"),
     [
@@ -73,30 +77,73 @@ def test_parameters_may_not_go_below_owasps_minimum(parameters: dict[str, int]) 
         ("password123", "commonly used"),
         ("qwertyuiop", "commonly used"),
         ("PASSWORD123", "commonly used"),
-        ("Bob the Builder", "username"),
+        ("Bob_the_Builder", "the username"),
     ],
 )
 def test_refuses_weak_passwords_saying_why(password: str, reason: str) -> None:
     with pytest.raises(WeakPasswordError, match=reason) as error:
-        check_strength(password, "bob the builder")
+        strength(password, "bob_the_builder")
     assert error.value.code == "weak_password"
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        "\uff50\uff41\uff53\uff53\uff57\uff4f\uff52\uff44\uff11\uff12\uff13",  # full width
+        "\uff31\uff37\uff25\uff32\uff34\uff39\uff35\uff29\uff2f\uff30",
+    ],
+)
+def test_compatibility_forms_of_a_common_password_are_refused_like_it(password: str) -> None:
+    with pytest.raises(WeakPasswordError, match="commonly used"):
+        strength(password)
+
+
+@pytest.mark.parametrize("password", ["aaaaaaaaaaaa", "\u00e9" * 9, "aAaAaAaAaA", "\uff41a" * 5])
+def test_refuses_one_character_repeated(password: str) -> None:
+    with pytest.raises(WeakPasswordError, match="one character repeated"):
+        strength(password)
+
+
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        ("my name is Bob_the_Builder!", "the username"),
+        ("xx\uff42\uff4f\uff42_the_builder", "the username"),
+        ("welcome to ACME 2026", "the environment's slug"),
+        ("bizzstream aero 2026!", "the issuer"),
+        ("BIZZSTREAM AERO", "the issuer"),
+    ],
+)
+def test_refuses_passwords_containing_the_username_slug_or_issuer(
+    password: str, reason: str
+) -> None:
+    with pytest.raises(WeakPasswordError, match=reason) as error:
+        strength(password, "bob_the_builder")
+    assert error.value.code == "weak_password"
+
+
+def test_a_name_of_two_characters_may_occur_in_a_password() -> None:
+    assert check_strength("qa engineer at work", "qa", "qa", "QA") == "qa engineer at work"
+    with pytest.raises(WeakPasswordError, match="the environment's slug"):
+        check_strength("ab" * 4, "bob", "abababab", "Aero")
 
 
 def test_length_counts_characters_after_nfc() -> None:
     # Eight code points decomposed, seven characters composed.
     with pytest.raises(WeakPasswordError, match="at least 8"):
-        check_strength("abcdefe\u0301", "bob")
+        strength("abcdefe\u0301")
 
 
 @pytest.mark.parametrize(
-    "password", ["x7#kL!q2", "z" * 128, "correct horse battery", "pässwörd-ünïcode"]
+    "password", ["x7#kL!q2", "correct horse battery", "pässwörd-ünïcode", "z" * 127 + "y"]
 )
 def test_accepts_long_enough_uncommon_passwords_without_composition_rules(password: str) -> None:
-    assert check_strength(password, "bob") == password
+    assert strength(password) == password
 
 
-def test_returns_the_nfc_form_of_the_password() -> None:
-    assert check_strength(DECOMPOSED, "bob") == COMPOSED
+def test_returns_the_nfc_form_of_the_password_not_the_nfkc_one() -> None:
+    assert strength(DECOMPOSED) == COMPOSED
+    assert strength("\ufb01ne tuning 2026") == "\ufb01ne tuning 2026"
 
 
 def test_no_more_hashes_run_at_once_than_the_hasher_allows() -> None:

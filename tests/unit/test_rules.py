@@ -10,7 +10,11 @@ from hypothesis import strategies as st
 
 from domain.errors import InvalidInputError
 from domain.rules import (
+    MAX_NAME,
     environment_id,
+    may_name_a_user,
+    precis_username,
+    recorded_username,
     requiring_rule,
     user_id,
     valid_groups,
@@ -83,6 +87,67 @@ def test_refuses_usernames_that_are_empty_too_long_or_hold_colons_or_controls(
     assert error.value.field == "username"
 
 
+@pytest.mark.parametrize(
+    "username",
+    [
+        "\uff42\uff4f\uff42",  # full-width bob
+        "\uff71\uff98\uff7d",  # half-width katakana
+        "bob\u200b",  # zero-width space
+        "\u200dbob",  # zero-width joiner
+        "\u202ebob",  # right-to-left override
+        "bob\u2066",  # left-to-right isolate
+        " bob",
+        "bob ",
+        "bob smith",
+        "bob\u00a0",  # no-break space
+        "\u2168",  # roman numeral nine, a compatibility form of "IX"
+    ],
+)
+def test_refuses_invisible_bidi_space_and_width_variants_of_names(username: str) -> None:
+    with pytest.raises(InvalidInputError) as error:
+        valid_username(username)
+    assert error.value.field == "username"
+
+
+@pytest.mark.parametrize(
+    "username",
+    ["bob", "Bob", "alice.b-c_d@example.com", "Ren\u00e9", "Stra\u00dfe", "\u0391\u03c3\u03c2"],
+)
+def test_accepts_precis_usernames_and_shows_them_as_created(username: str) -> None:
+    assert valid_username(username) == username
+
+
+# Letters, digits, symbols and marks from several scripts, with the cases that
+# differ between casefold and toLowerCase (sigma, sharp s, dotted I).
+names = st.text(
+    alphabet=st.one_of(
+        st.sampled_from("\u03a3\u03c3\u03c2\u00df\u1e9e\u0130\u0131iIkK\u212a\u00c5\u212b_.-@"),
+        st.characters(categories=["Lu", "Ll", "Lt", "Lo", "Nd", "Mn", "Sm", "Po"]),
+    ),
+    min_size=1,
+    max_size=MAX_NAME,
+)
+
+
+@given(username=names)
+def test_names_precis_counts_as_one_user_are_one_user(username: str) -> None:
+    # Ids stay uuid5 of the old key; for every name accepted, the name and its
+    # PRECIS form share that key, so PRECIS-equal names share an id.
+    try:
+        valid_username(username)
+    except InvalidInputError:
+        return
+    assert user_id("acme", username) == user_id("acme", precis_username(username))
+
+
+def test_a_login_name_is_recorded_cut_to_the_longest_name() -> None:
+    assert recorded_username("b" * 65_536) == "b" * MAX_NAME
+    assert recorded_username("bob") == "bob"
+    assert may_name_a_user("e\u0301" * MAX_NAME)  # 64 characters after NFC
+    assert not may_name_a_user("b" * (MAX_NAME + 1))
+    assert not may_name_a_user("")
+
+
 def test_usernames_compare_case_insensitively_after_nfc() -> None:
     assert user_id("acme", "Bob") == user_id("acme", "bob")
     assert user_id("acme", "Ren\u00e9") == user_id("acme", "RENE\u0301")
@@ -103,6 +168,12 @@ def test_refuses_groups_that_are_not_a_list_of_1_to_64_printable_characters(
     with pytest.raises(InvalidInputError) as error:
         valid_groups(groups)  # type: ignore[arg-type]
     assert error.value.field == "groups"
+
+
+def test_refuses_more_than_a_hundred_groups() -> None:
+    assert len(valid_groups([f"g{i}" for i in range(100)] * 2)) == 100
+    with pytest.raises(InvalidInputError, match="at most 100"):
+        valid_groups([f"g{i}" for i in range(101)])
 
 
 def test_groups_are_case_sensitive_and_deduplicated() -> None:
