@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from application.clock import Clock
 from application.service import AeroAuth
 from interfaces.composition import build_read_models
-from interfaces.http import errors
+from interfaces.http import apidocs, errors
 from interfaces.http.deps import reject_unknown_query
 from interfaces.http.middleware import RequestContextMiddleware
 from interfaces.http.observability import Metrics
@@ -83,7 +83,10 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         dependencies=[Depends(reject_unknown_query)],
+        docs_url=None,
+        redoc_url=None,
     )
+    apidocs.install(app)
     app.state.metrics = metrics
     app.state.services = None
     errors.install(app)
