@@ -1,9 +1,11 @@
-"""/docs and /redoc work on a host without internet: every file they load comes from the service."""
+"""The API pages work without internet (every file they load comes from the service), and
+docs/api.md names every endpoint the service serves."""
 
 from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
 import pytest
@@ -66,3 +68,15 @@ def test_swagger_ui_reads_the_services_own_openapi_document(api: Api) -> None:
     assert "url: '/openapi.json'" in html
     assert "SwaggerUIBundle" in api.client.get("/docs-assets/swagger-ui-bundle.js").text
     assert api.client.get("/openapi.json").json()["info"]["title"] == "aero-auth"
+
+
+def test_the_api_guide_names_every_endpoint_the_service_serves(api: Api) -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "api.md").read_text()
+    paths = api.client.get("/openapi.json").json()["paths"]
+    endpoints = [
+        f"{method.upper()} {path}" for path, methods in paths.items() for method in methods
+    ]
+
+    assert len(endpoints) >= 20
+    missing = [endpoint for endpoint in endpoints if f"`{endpoint}" not in guide]
+    assert not missing, f"docs/api.md does not describe {missing}"
