@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from interfaces.http import errors
+from interfaces.http import apidocs, errors
 from interfaces.http.deps import reject_unknown_query
 from interfaces.http.middleware import RequestContextMiddleware
 from interfaces.http.observability import Metrics
@@ -52,7 +52,10 @@ def create_app(wire: Callable[[], Container], *, max_request_bytes: int) -> Fast
         description=DESCRIPTION,
         lifespan=lifespan,
         dependencies=[Depends(reject_unknown_query)],
+        docs_url=None,
+        redoc_url=None,
     )
+    apidocs.install(app)
     app.state.metrics = metrics
     app.state.services = None
     errors.install(app)
