@@ -1,10 +1,13 @@
 """Signed tokens: access tokens and login tokens, both EdDSA (Ed25519) JWTs.
 
 Asymmetric signatures let other services check access tokens with the public
-key from ``/.well-known/jwks.json`` and never hold the signing key. The two
+keys from ``/.well-known/jwks.json`` and never hold the signing key. The two
 kinds differ in audience and ``typ`` header, so neither passes for the other
 (SECURITY.md 12). Expiry is checked against the application's clock, not
 PyJWT's wall clock, so a test clock governs tokens as it governs codes.
+
+Two keys verify: the current one, which signs, and the previous one, kept after
+a rotation until the tokens it signed have expired (docs/tokens.md).
 """
 
 from __future__ import annotations
@@ -12,18 +15,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 from uuid import UUID
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from jwt.algorithms import OKPAlgorithm
 
 from application.clock import Clock
 from domain.credential import UserCredential
+from domain.errors import UserNotFoundError
 from interfaces.keys import KeyConfigurationError, read_or_create
 from interfaces.settings import Settings
 
@@ -34,12 +40,20 @@ LOGIN_AUDIENCE = "aero-auth:login"
 # RFC 9068 names the access token type; the login token gets its own.
 ACCESS_TYPE = "at+jwt"
 LOGIN_TYPE = "aero-login+jwt"
+# The claim that orders a token against resets and password changes (UserCredential.session_valid).
+LOGIN_VERSION_CLAIM = "ver"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 class InvalidTokenError(Exception):
-    """Forged, expired, malformed, or of the wrong kind: all one answer (401 invalid_token)."""
+    """Forged, expired, malformed, or of the wrong kind: all one answer (401 invalid_token).
+
+    ``detail`` is what a client may be told; the message may say more, for logs.
+    """
+
+    def __init__(self, message: str, detail: str = "the token is not accepted here") -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,7 @@ class AccessClaims:
     environment: str
     username: str
     roles: tuple[str, ...]
+    login_version: int
     issued_at: datetime
     expires_at: datetime
 
@@ -68,19 +83,61 @@ class IssuedToken:
     expires_in: int
 
 
-def _numeric_date(at: datetime) -> float:
-    """RFC 7519 NumericDate with microseconds: a token issued just after a reset
-    must outlive it while one issued just before must not (session_valid)."""
-    return ((at - _EPOCH) // _MICROSECOND) / 1_000_000
+def _numeric_date(at: datetime) -> int:
+    """RFC 7519 NumericDate in whole seconds (rounded down): several verifiers refuse
+    fractions. Nothing orders sessions by these times (see session_valid)."""
+    return int((at - _EPOCH).total_seconds() // 1)
 
 
 def _from_numeric_date(value: object) -> datetime:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidTokenError("a date claim is not a number")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidTokenError("a date claim is not a whole number")
     try:
-        return _EPOCH + timedelta(microseconds=round(value * 1_000_000))
+        return _EPOCH + timedelta(seconds=value)
     except (OverflowError, ValueError) as e:
         raise InvalidTokenError("a date claim is out of range") from e
+
+
+# ----- keys -----
+
+
+def signing_key_path(settings: Settings) -> Path:
+    """Where the current signing key lives: the configured file, or one in the data directory."""
+    if settings.token_signing_key_file is not None:
+        return settings.token_signing_key_file
+    return settings.data_dir / "token-signing.pem"
+
+
+def previous_key_path(settings: Settings) -> Path:
+    """The public half of the previous signing key, written by a rotation."""
+    if settings.token_previous_key_file is not None:
+        return settings.token_previous_key_file
+    current = signing_key_path(settings)
+    return current.with_name(f"{current.stem}.previous.pem")
+
+
+def _new_private_pem() -> bytes:
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _public_pem(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _private_key(pem: bytes, source: str) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as e:
+        raise KeyConfigurationError(f"{source} is not an unencrypted PEM private key") from e
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyConfigurationError(f"{source} must hold an Ed25519 key")
+    return key
 
 
 def load_signing_key(settings: Settings) -> Ed25519PrivateKey:
@@ -92,42 +149,134 @@ def load_signing_key(settings: Settings) -> Ed25519PrivateKey:
             raise KeyConfigurationError(f"cannot read AERO_TOKEN_SIGNING_KEY_FILE: {e}") from e
         source = "AERO_TOKEN_SIGNING_KEY_FILE"
     else:
-        path = settings.data_dir / "token-signing.pem"
-        fresh = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        pem = read_or_create(path, fresh, "the token signing key")
+        path = signing_key_path(settings)
+        pem = read_or_create(path, _new_private_pem(), "the token signing key")
         source = str(path)
+    return _private_key(pem, source)
+
+
+def load_previous_key(settings: Settings) -> Ed25519PublicKey | None:
+    """The previous signing key's public half, if a rotation left one; it only verifies."""
+    path = previous_key_path(settings)
     try:
-        key = serialization.load_pem_private_key(pem, password=None)
+        pem = path.read_bytes()
+    except FileNotFoundError:
+        if settings.token_previous_key_file is not None:
+            raise KeyConfigurationError(
+                f"AERO_TOKEN_PREVIOUS_KEY_FILE {path} does not exist"
+            ) from None
+        return None
+    except OSError as e:
+        raise KeyConfigurationError(f"cannot read {path}: {e}") from e
+    try:
+        key = serialization.load_pem_public_key(pem)
     except (ValueError, TypeError) as e:
-        raise KeyConfigurationError(f"{source} is not an unencrypted PEM private key") from e
-    if not isinstance(key, Ed25519PrivateKey):
-        raise KeyConfigurationError(f"{source} must hold an Ed25519 key")
+        raise KeyConfigurationError(f"{path} is not a PEM public key") from e
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyConfigurationError(f"{path} must hold an Ed25519 public key")
     return key
 
 
+class RotationTooSoonError(Exception):
+    """The previous key may still verify live tokens; rotating now would end them."""
+
+
+@dataclass(frozen=True)
+class Rotation:
+    current_kid: str
+    previous_kid: str
+    current_path: Path
+    previous_path: Path
+
+
+def rotate_signing_key(settings: Settings, now: datetime, force: bool = False) -> Rotation:
+    """Make a new current signing key and keep the old one's public half for verification.
+
+    Refused (unless ``force``) while the previous key of the last rotation may still
+    have live tokens: the access token lifetime has not passed since that rotation.
+    Running servers read the keys at start: restart them afterwards (docs/tokens.md).
+    """
+    current_path, previous_path = signing_key_path(settings), previous_key_path(settings)
+    old = load_signing_key(settings)
+    if not force and previous_path.exists():
+        rotated_at = datetime.fromtimestamp(previous_path.stat().st_mtime, UTC)
+        live_until = rotated_at + timedelta(seconds=settings.access_token_ttl_seconds)
+        if now < live_until:
+            raise RotationTooSoonError(
+                f"the last rotation was at {rotated_at:%Y-%m-%dT%H:%M:%SZ}; tokens signed by "
+                f"the key before it may be valid until {live_until:%Y-%m-%dT%H:%M:%SZ}"
+            )
+    new_pem = _new_private_pem()
+    # The previous key first: a crash between the two writes leaves the old key
+    # signing and also listed as previous, which is harmless.
+    _replace(previous_path, _public_pem(old))
+    _replace(current_path, new_pem)
+    return Rotation(
+        current_kid=_kid(_private_key(new_pem, str(current_path)).public_key()),
+        previous_kid=_kid(old.public_key()),
+        current_path=current_path,
+        previous_path=previous_path,
+    )
+
+
+def _replace(path: Path, content: bytes) -> None:
+    """Write ``content`` to ``path`` atomically, mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.new")
+    temporary.unlink(missing_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(content)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
+
+
+def _jwk(public: Ed25519PublicKey) -> dict[str, Any]:
+    public_jwk = OKPAlgorithm.to_jwk(public, as_dict=True)
+    return {**public_jwk, "kid": _thumbprint(public_jwk), "alg": ALGORITHM, "use": "sig"}
+
+
+def _kid(public: Ed25519PublicKey) -> str:
+    return str(_jwk(public)["kid"])
+
+
+# ----- the token service -----
+
+
 class TokenService:
-    def __init__(self, key: Ed25519PrivateKey, clock: Clock, access_ttl: timedelta) -> None:
+    def __init__(
+        self,
+        key: Ed25519PrivateKey,
+        clock: Clock,
+        access_ttl: timedelta,
+        previous: Ed25519PublicKey | None = None,
+    ) -> None:
         self._key = key
-        self._public = key.public_key()
         self._clock = clock
-        self._access_ttl = access_ttl
-        public_jwk = OKPAlgorithm.to_jwk(self._public, as_dict=True)
-        self.kid = _thumbprint(public_jwk)
-        self._jwk = {**public_jwk, "kid": self.kid, "alg": ALGORITHM, "use": "sig"}
+        self._access_ttl_seconds = int(access_ttl.total_seconds())
+        current = _jwk(key.public_key())
+        self.kid: str = current["kid"]
+        self._jwks = [current]
+        self._verifiers: dict[str, Ed25519PublicKey] = {self.kid: key.public_key()}
+        if previous is not None:
+            older = _jwk(previous)
+            if older["kid"] != self.kid:
+                self._jwks.append(older)
+                self._verifiers[older["kid"]] = previous
 
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [dict(self._jwk)]}
+        """The current key first, then the previous one (RFC 7517)."""
+        return {"keys": [dict(jwk) for jwk in self._jwks]}
 
     # ----- issuing -----
 
     def issue_access(self, user: UserCredential) -> IssuedToken:
-        """Issued at the login's own event time, so a reset after the login ends the token."""
-        issued_at = user.last_login_at or self._clock.now()
-        expires_at = issued_at + self._access_ttl
+        """For the login the user just completed: the token carries that login's version,
+        so a reset or password change saved after the login ends it, whatever the clocks say."""
+        if user.last_login_version is None:
+            raise ValueError("an access token is issued only for a completed login")
+        issued_at = _numeric_date(self._clock.now())
         claims = {
             "iss": ISSUER,
             "aud": ACCESS_AUDIENCE,
@@ -135,14 +284,19 @@ class TokenService:
             "env": user.environment,
             "username": user.username,
             "roles": sorted(user.roles),
-            "iat": _numeric_date(issued_at),
-            "exp": _numeric_date(expires_at),
+            LOGIN_VERSION_CLAIM: user.last_login_version,
+            "iat": issued_at,
+            "nbf": issued_at,
+            "exp": issued_at + self._access_ttl_seconds,
         }
-        return IssuedToken(self._sign(claims, ACCESS_TYPE), self._expires_in(expires_at))
+        return IssuedToken(self._sign(claims, ACCESS_TYPE), self._access_ttl_seconds)
 
     def issue_login(
         self, user: UserCredential, challenge_id: str, step: str, expires_at: datetime
     ) -> IssuedToken:
+        issued_at = _numeric_date(self._clock.now())
+        # Rounded down: the token never outlives its challenge.
+        expires = _numeric_date(expires_at)
         claims = {
             "iss": ISSUER,
             "aud": LOGIN_AUDIENCE,
@@ -151,29 +305,34 @@ class TokenService:
             "username": user.username,
             "cid": challenge_id,
             "step": step,
-            "iat": _numeric_date(self._clock.now()),
-            "exp": _numeric_date(expires_at),
+            "iat": issued_at,
+            "nbf": issued_at,
+            "exp": expires,
         }
-        return IssuedToken(self._sign(claims, LOGIN_TYPE), self._expires_in(expires_at))
+        return IssuedToken(self._sign(claims, LOGIN_TYPE), max(0, expires - issued_at))
 
     # ----- verifying -----
 
     def verify_access(self, token: str) -> AccessClaims:
-        claims = self._verify(token, ACCESS_TYPE, ACCESS_AUDIENCE)
+        claims = self._verify(token, ACCESS_TYPE, ACCESS_AUDIENCE, [LOGIN_VERSION_CLAIM])
         roles = claims.get("roles")
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise InvalidTokenError("roles claim is malformed")
+        version = claims[LOGIN_VERSION_CLAIM]
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise InvalidTokenError("ver claim is not a whole number")
         return AccessClaims(
             user_id=_uuid(claims["sub"]),
             environment=_text(claims, "env"),
             username=_text(claims, "username"),
             roles=tuple(roles),
+            login_version=version,
             issued_at=_from_numeric_date(claims["iat"]),
             expires_at=_from_numeric_date(claims["exp"]),
         )
 
     def verify_login(self, token: str) -> LoginClaims:
-        claims = self._verify(token, LOGIN_TYPE, LOGIN_AUDIENCE)
+        claims = self._verify(token, LOGIN_TYPE, LOGIN_AUDIENCE, ["cid", "step"])
         return LoginClaims(
             user_id=_uuid(claims["sub"]),
             environment=_text(claims, "env"),
@@ -188,22 +347,20 @@ class TokenService:
             claims, self._key, algorithm=ALGORITHM, headers={"kid": self.kid, "typ": typ}
         )
 
-    def _expires_in(self, expires_at: datetime) -> int:
-        return max(0, int((expires_at - self._clock.now()).total_seconds()))
-
-    def _verify(self, token: str, typ: str, audience: str) -> dict[str, Any]:
+    def _verify(self, token: str, typ: str, audience: str, required: list[str]) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
-            if header.get("typ") != typ or header.get("kid") != self.kid:
+            key = self._verifiers.get(header.get("kid", ""))
+            if header.get("typ") != typ or key is None:
                 raise InvalidTokenError("not a token of this kind from this service")
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self._public,
+                key,
                 algorithms=[ALGORITHM],
                 audience=audience,
                 issuer=ISSUER,
                 options={
-                    "require": ["iss", "aud", "sub", "env", "username", "iat", "exp"],
+                    "require": ["iss", "aud", "sub", "env", "username", "iat", "exp", *required],
                     "verify_exp": False,
                     "verify_iat": False,
                     "verify_nbf": False,
@@ -214,6 +371,61 @@ class TokenService:
         if self._clock.now() >= _from_numeric_date(claims["exp"]):
             raise InvalidTokenError("the token has expired")
         return claims
+
+
+# ----- sessions: the one check every interface makes -----
+
+
+class UserSource(Protocol):
+    def user_by_id(self, user_uuid: UUID) -> UserCredential: ...
+
+
+@dataclass(frozen=True)
+class Session:
+    """A live access token and its user, loaded now: roles and sessions are current."""
+
+    user: UserCredential
+    claims: AccessClaims
+
+
+def authenticate(tokens: TokenService, users: UserSource, token: str, environment: str) -> Session:
+    """The access token's user, if the token is good in ``environment`` now.
+
+    Signature, kind, expiry, environment, and that no reset or password change
+    came after its login. The API and the web UI both call this, so a session
+    ends everywhere at once. Raises InvalidTokenError.
+    """
+    claims = tokens.verify_access(token)
+    if claims.environment != environment:
+        raise InvalidTokenError("another environment", "the token is for another environment")
+    # By id: the user's own record says which environment it belongs to, so the
+    # environment need not be loaded as well on every authenticated request.
+    try:
+        user = users.user_by_id(claims.user_id)
+    except UserNotFoundError:
+        raise InvalidTokenError("no such user") from None
+    if user.environment != environment:
+        raise InvalidTokenError("another environment", "the token is for another environment")
+    if not user.session_valid(claims.login_version):
+        raise InvalidTokenError("session ended", "the session has ended; log in again")
+    return Session(user=user, claims=claims)
+
+
+def introspect(
+    tokens: TokenService, users: UserSource, token: str, environment: str
+) -> Session | None:
+    """RFC 7662: the session if the token is active, else None, whatever the reason.
+
+    Stricter than :func:`authenticate`: a role change since the login also makes the
+    token inactive, because its ``roles`` claim, which offline verifiers trust, is stale.
+    """
+    try:
+        session = authenticate(tokens, users, token, environment)
+    except InvalidTokenError:
+        return None
+    if not session.user.claims_current(session.claims.login_version):
+        return None
+    return session
 
 
 def _thumbprint(jwk: dict[str, Any]) -> str:

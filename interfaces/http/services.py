@@ -16,7 +16,7 @@ from interfaces.composition import build_application, operator_token
 from interfaces.http.clientip import TrustedProxies
 from interfaces.http.observability import Metrics, logger
 from interfaces.settings import Settings
-from interfaces.tokens import TokenService, load_signing_key
+from interfaces.tokens import TokenService, load_previous_key, load_signing_key
 from projections.api import ReadModels
 
 ReadModelsFactory = Callable[[AeroAuth], ReadModels]
@@ -76,7 +76,10 @@ def start_services(
 ) -> Services:
     clock = clock or SystemClock()
     tokens = TokenService(
-        load_signing_key(settings), clock, timedelta(seconds=settings.access_token_ttl_seconds)
+        load_signing_key(settings),
+        clock,
+        timedelta(seconds=settings.access_token_ttl_seconds),
+        previous=load_previous_key(settings),
     )
     operator = operator_token(settings)
     application = build_application(settings, clock=clock)

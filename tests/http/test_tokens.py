@@ -117,6 +117,51 @@ def test_a_reset_ends_earlier_tokens_but_not_one_issued_just_after(acme: Api) ->
     assert acme.client.get(acme.url("/me"), headers=after).status_code == 200
 
 
+@pytest.mark.parametrize("step_back", [timedelta(0), timedelta(milliseconds=1)])
+@pytest.mark.parametrize(
+    "end_sessions",
+    [
+        lambda acme: acme.client.post(
+            acme.url("/users/bob/two-factor/reset"), json={"reason": "t 1"}, headers=acme.admin
+        ),
+        lambda acme: acme.client.put(
+            acme.url("/users/bob/password"),
+            json={"password": "another sound one"},
+            headers=acme.admin,
+        ),
+    ],
+    ids=["reset", "password change"],
+)
+def test_a_token_from_before_a_reset_is_refused_when_the_clock_stands_still_or_steps_back(
+    acme: Api, step_back: timedelta, end_sessions: Callable[[Api], object]
+) -> None:
+    acme.admin  # noqa: B018 (the admin logs in first, at the same instant)
+    acme.create_user("bob")
+    before = bearer(acme.access_token("bob"))
+
+    acme.clock.advance(-step_back)
+    end_sessions(acme)
+
+    response = acme.client.get(acme.url("/me"), headers=before)
+    assert (response.status_code, error_of(response)) == (401, "invalid_token")
+
+
+def test_date_claims_are_whole_seconds(acme: Api) -> None:
+    acme.create_user("bob", groups=["finance"])
+    acme.set_policy(True, ["finance"])
+    acme.clock.advance(timedelta(milliseconds=250))
+    second = int(acme.clock.now().timestamp())
+
+    _, access = _segments(acme.access_token(ADMIN, ADMIN_PASSWORD))
+    _, login = _segments(acme.login_token("bob", "two_factor_registration_required"))
+
+    for claims in (access, login):
+        assert all(type(claims[name]) is int for name in ("iat", "nbf", "exp"))
+        assert claims["nbf"] == claims["iat"] == second
+    assert access["exp"] == second + 3600
+    assert login["exp"] == second + 300
+
+
 def test_the_signing_key_is_created_once_with_mode_0600_and_survives_restarts(
     acme: Api, app_factory: Callable[..., TestClient], settings: Settings
 ) -> None:
