@@ -31,6 +31,7 @@ from eventsourcing.utils import resolve_topic
 from domain.credential import UnknownUserLogin, UserCredential
 from domain.environment import Environment
 from domain.instants import rfc3339
+from domain.service_credential import ServiceCredential
 from projections.api import AuditEntry, AuditQuery, ChainReport
 from projections.store import ViewStore, Writer
 
@@ -62,6 +63,7 @@ def _locked_until(event: Any) -> dict[str, Any]:
 
 C = UserCredential
 E = Environment
+S = ServiceCredential
 
 # Every event topic the domain records. A topic missing here stops the view.
 RULES: dict[str, Rule] = {
@@ -120,6 +122,9 @@ RULES: dict[str, Rule] = {
     UnknownUserLogin.Created.TOPIC: Rule(
         "login_password_failed", FAILURE, lambda e: {"reason": "unknown_user"}
     ),
+    S.Created.TOPIC: Rule("service_credential_created", SUCCESS, lambda e: {"name": e.name}),
+    S.SecretIssued.TOPIC: Rule("service_credential_created", SUCCESS, lambda e: {"name": e.name}),
+    S.Revoked.TOPIC: Rule("service_credential_revoked", SUCCESS, lambda e: {"name": e.name}),
 }
 
 AUDIT_TYPES = tuple(sorted({rule.type for rule in RULES.values()}))
@@ -397,8 +402,7 @@ def _revive(value: Any, names: dict[str, Callable[[Any], Any]]) -> Any:
         # A "_type_" that is not a string fails here as it fails in the hook.
         return names[value["_type_"]](data)
     return {
-        key: _revive(item, names) if type(item) in _REVIVED else item
-        for key, item in value.items()
+        key: _revive(item, names) if type(item) in _REVIVED else item for key, item in value.items()
     }
 
 
@@ -461,6 +465,11 @@ class AuditProjection:
             return owner
         if topic == C.Created.TOPIC:
             owner = Owner(event.environment, event.username)
+            writer.add_owner(event.originator_id, owner)
+            return owner
+        if topic == S.Created.TOPIC:
+            # The environment's own entry: a service, not a user, is concerned.
+            owner = Owner(event.environment, None)
             writer.add_owner(event.originator_id, owner)
             return owner
         if topic == UnknownUserLogin.Created.TOPIC:

@@ -21,6 +21,7 @@ from application.service import AeroAuth
 from domain.base import AeroAggregate
 from domain.credential import UnknownUserLogin, UserCredential
 from domain.environment import Environment
+from domain.service_credential import ServiceCredential
 from interfaces.settings import Settings
 from projections import runtime
 from projections.api import AuditQuery
@@ -74,7 +75,7 @@ def some_history(app: AeroAuth, clock: FixedClock) -> None:
 def test_every_domain_event_has_an_audit_rule() -> None:
     events = [
         member
-        for aggregate in (Environment, UserCredential, UnknownUserLogin)
+        for aggregate in (Environment, UserCredential, UnknownUserLogin, ServiceCredential)
         for name, member in vars(aggregate).items()
         # "Event" is each aggregate's base class, never triggered itself.
         if isinstance(member, type) and issubclass(member, AeroAggregate.Event) and name != "Event"
@@ -229,6 +230,7 @@ def test_two_projectors_and_a_reader_at_once_record_each_event_once(
 @pytest.fixture
 def two_processes(app: AeroAuth) -> Iterator[tuple[LiveReadModels, LiveReadModels]]:
     """The read models of two server processes over one store, quick to take over."""
+
     def process() -> LiveReadModels:
         return LiveReadModels.for_app(app, poll_interval=0.01, standby_interval=0.05)
 
