@@ -237,3 +237,17 @@ def test_the_operator_issues_lists_and_revokes_credentials_from_the_command_line
         cli, ["service-credentials", "create", "--env", "nowhere", "--name", "x"], env=env
     )
     assert twice.exit_code == 1 and "environment_not_found" in twice.output
+
+
+def test_openapi_describes_introspection_with_both_bodies_and_examples(acme: Api) -> None:
+    schema = acme.client.get("/openapi.json").json()
+    operation = schema["paths"]["/v1/environments/{env}/introspect"]["post"]
+
+    content = operation["requestBody"]["content"]
+    assert set(content) == {"application/x-www-form-urlencoded", "application/json"}
+    assert all(body["schema"]["required"] == ["token"] for body in content.values())
+    examples = operation["responses"]["200"]["content"]["application/json"]["examples"]
+    assert examples["inactive"]["value"] == {"active": False}
+    assert {"401", "415", "422"} <= set(operation["responses"])
+    assert operation["security"] == [{"ServiceCredential": []}]
+    assert schema["components"]["securitySchemes"]["ServiceCredential"]["scheme"] == "basic"
