@@ -283,7 +283,7 @@ class Seeder:
 
         from application.login import challenge_key
         from domain.credential import TWO_FACTOR
-        from interfaces.composition import load_signing_key
+        from interfaces.signing_keys import load_signing_key
         from interfaces.tokens import TokenService
 
         tokens = TokenService(load_signing_key(settings(self.store)), self.app.clock,

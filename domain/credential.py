@@ -62,7 +62,7 @@ class UserCredential(AeroAggregate):
             user.password_hash = self.password_hash
             user.password_failures = 0
             user.password_locked_until = None
-            user.end_sessions(self.timestamp)
+            user.end_sessions(self.timestamp, self.originator_version)
 
     class PasswordRehashed(AeroAggregate.Event):
         """Same password, hashed with the currently configured argon2 parameters."""
@@ -81,11 +81,15 @@ class UserCredential(AeroAggregate):
             user.groups = frozenset(self.groups)
 
     class RolesChanged(AeroAggregate.Event):
+        """New roles: access tokens stay usable here, checked against the current roles,
+        but their ``roles`` claim is stale, so introspection calls them inactive."""
+
         TOPIC = "aero:UserCredential.RolesChanged"
         roles: frozenset[str]
 
         def apply(self, user: UserCredential) -> None:
             user.roles = frozenset(self.roles)
+            user.claims_changed_version = self.originator_version
 
     class PasswordStepSucceeded(AeroAggregate.Event):
         """The password was right; ``next_step`` says what the login needs next."""
@@ -215,7 +219,7 @@ class UserCredential(AeroAggregate):
             user.reset_code_counters()
             user.total_code_failures = 0
             user.disabled = False
-            user.end_sessions(self.timestamp)
+            user.end_sessions(self.timestamp, self.originator_version)
 
     class RecoveryCodesIssued(AeroAggregate.Event):
         TOPIC = "aero:UserCredential.RecoveryCodesIssued"
@@ -244,12 +248,20 @@ class UserCredential(AeroAggregate):
             user.challenge_step = None
             user.challenge_expires_at = None
             user.last_login_at = self.timestamp
+            user.last_login_version = self.originator_version
 
     class Snapshot(LibrarySnapshot):
         """Taken every ``SNAPSHOT_INTERVAL`` events: a user with years of logins
         loads like a new one."""
 
         TOPIC = "aero:UserCredential.Snapshot"
+
+    # Sessions are ordered by the record's version, never by time (see session_valid).
+    # Class defaults, because snapshots taken before these existed lack them; 0 is
+    # safe there: every token that carries a version comes from a later login.
+    sessions_ended_version: int = 0
+    claims_changed_version: int = 0
+    last_login_version: int | None = None
 
     def __init__(
         self,
@@ -285,11 +297,13 @@ class UserCredential(AeroAggregate):
 
     # ----- state helpers used by event bodies -----
 
-    def end_sessions(self, at: datetime) -> None:
+    def end_sessions(self, at: datetime, version: int) -> None:
         self.challenge_id = None
         self.challenge_step = None
         self.challenge_expires_at = None
         self.sessions_valid_after = at
+        self.sessions_ended_version = version
+        self.claims_changed_version = version
 
     def reset_code_counters(self) -> None:
         self.code_failures = 0
@@ -322,8 +336,18 @@ class UserCredential(AeroAggregate):
             return TWO_FACTOR
         return REGISTRATION if required else DONE
 
-    def session_valid(self, issued_at: datetime) -> bool:
-        return self.sessions_valid_after is None or issued_at >= self.sessions_valid_after
+    def session_valid(self, login_version: int) -> bool:
+        """Whether the login at ``login_version`` came after the last reset or password change.
+
+        Versions, not times: event times are ``max(now, previous event)``, so a reset
+        right after a login (or on a host whose clock is behind) can carry the login's
+        own timestamp, while versions are strictly ordered by the store itself.
+        """
+        return login_version > self.sessions_ended_version
+
+    def claims_current(self, login_version: int) -> bool:
+        """The session is valid and what its token says (the roles) is still true."""
+        return self.session_valid(login_version) and login_version > self.claims_changed_version
 
     def check_challenge(self, challenge_id: str, step: str, now: datetime) -> None:
         """Single use, latest only, for this step, not expired (SECURITY.md 11)."""
@@ -462,9 +486,7 @@ class UserCredential(AeroAggregate):
             and not self.disabled
             and self.total_code_failures >= throttle.disable_after
         ):
-            self._trigger(
-                self.AuthenticatorDisabled, now, total_failures=self.total_code_failures
-            )
+            self._trigger(self.AuthenticatorDisabled, now, total_failures=self.total_code_failures)
 
     def issue_recovery_codes(self, code_hashes: Iterable[str], now: datetime) -> None:
         self._trigger(self.RecoveryCodesIssued, now, code_hashes=frozenset(code_hashes))

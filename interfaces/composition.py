@@ -21,8 +21,6 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import psycopg
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventsourcing.postgres import PostgresDatastore
 from fastapi import FastAPI
 from pydantic import SecretStr, ValidationError
@@ -37,6 +35,7 @@ from interfaces.http.app import create_app
 from interfaces.http.clientip import TrustedProxies
 from interfaces.keys import KeyConfigurationError, decode_key, read_or_create
 from interfaces.settings import Settings, from_environment
+from interfaces.signing_keys import load_previous_key, load_signing_key
 from interfaces.tokens import TokenService
 from projections.api import ReadModels
 from projections.dialects import advisory_key
@@ -153,34 +152,6 @@ def secret_box(settings: Settings) -> SecretBox:
         path = settings.data_dir / "secret.key"
         key = decode_key(read_or_create(path, fresh, "the TOTP secret key").decode(), str(path))
     return SecretBox({"k1": key}, "k1")
-
-
-def load_signing_key(settings: Settings) -> Ed25519PrivateKey:
-    """The token signing key: the configured file, or one the first start creates
-    (mode 0600, SECURITY.md 16)."""
-    if settings.token_signing_key_file is not None:
-        try:
-            pem = settings.token_signing_key_file.read_bytes()
-        except OSError as e:
-            raise KeyConfigurationError(f"cannot read AERO_TOKEN_SIGNING_KEY_FILE: {e}") from e
-        warn_if_exposed(settings.token_signing_key_file, "AERO_TOKEN_SIGNING_KEY_FILE")
-        source = "AERO_TOKEN_SIGNING_KEY_FILE"
-    else:
-        path = settings.data_dir / "token-signing.pem"
-        fresh = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        pem = read_or_create(path, fresh, "the token signing key")
-        source = str(path)
-    try:
-        key = serialization.load_pem_private_key(pem, password=None)
-    except (ValueError, TypeError) as e:
-        raise KeyConfigurationError(f"{source} is not an unencrypted PEM private key") from e
-    if not isinstance(key, Ed25519PrivateKey):
-        raise KeyConfigurationError(f"{source} must hold an Ed25519 key")
-    return key
 
 
 def operator_token(settings: Settings) -> str:
@@ -305,7 +276,10 @@ def build_read_models(settings: Settings, application: AeroAuth, **options: Any)
 
 def build_tokens(settings: Settings, clock: Clock) -> TokenService:
     return TokenService(
-        load_signing_key(settings), clock, timedelta(seconds=settings.access_token_ttl_seconds)
+        load_signing_key(settings),
+        clock,
+        timedelta(seconds=settings.access_token_ttl_seconds),
+        previous=load_previous_key(settings),
     )
 
 

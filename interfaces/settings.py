@@ -49,6 +49,12 @@ class Settings(BaseSettings):
         description="PEM (PKCS#8) Ed25519 key that signs tokens; without it the first start "
         "creates $AERO_DATA_DIR/token-signing.pem (mode 0600)",
     )
+    token_previous_key_file: Path | None = Field(
+        None,
+        description="PEM public key of the previous signing key, still published and accepted; "
+        "by default `<signing key name>.previous.pem` beside the signing key, written by "
+        "`aero-auth tokens rotate-signing-key`",
+    )
     read_model_wait_seconds: float = Field(
         5.0, gt=0, description="how long an admin write waits for the read models to include it"
     )

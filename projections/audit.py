@@ -19,6 +19,7 @@ from eventsourcing.persistence import Mapper, Notification
 
 from domain.credential import UserCredential
 from domain.environment import Environment
+from domain.service_credential import ServiceCredential
 from domain.unknown_user import UnknownUserLogin
 from projections.api import AuditEntry, AuditQuery, ChainReport
 from projections.audit_chain import (
@@ -147,6 +148,11 @@ class AuditProjection:
             return owner
         if topic == UserCredential.Created.TOPIC:
             owner = Owner(event.environment, event.username)
+            writer.add_owner(event.originator_id, owner)
+            return owner
+        if topic == ServiceCredential.Created.TOPIC:
+            # The environment's own entry: a service, not a user, is concerned.
+            owner = Owner(event.environment, None)
             writer.add_owner(event.originator_id, owner)
             return owner
         if topic == UnknownUserLogin.Created.TOPIC:

@@ -9,6 +9,7 @@ from typing import Any
 from domain.credential import UserCredential
 from domain.environment import Environment
 from domain.instants import rfc3339
+from domain.service_credential import ServiceCredential
 from domain.unknown_user import UnknownUserLogin
 
 SUCCESS = "success"
@@ -95,6 +96,15 @@ RULES: dict[str, Rule] = {
     C.LoginSucceeded.TOPIC: Rule("login_succeeded", SUCCESS, lambda e: {"method": e.method}),
     UnknownUserLogin.Created.TOPIC: Rule(
         "login_password_failed", FAILURE, lambda e: {"reason": "unknown_user"}
+    ),
+    ServiceCredential.Created.TOPIC: Rule(
+        "service_credential_created", SUCCESS, lambda e: {"name": e.name}
+    ),
+    ServiceCredential.SecretIssued.TOPIC: Rule(
+        "service_credential_created", SUCCESS, lambda e: {"name": e.name}
+    ),
+    ServiceCredential.Revoked.TOPIC: Rule(
+        "service_credential_revoked", SUCCESS, lambda e: {"name": e.name}
     ),
 }
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from interfaces.cli import environments, serve, views
+from interfaces.cli import environments, serve, service_credentials, tokens, views
 from interfaces.cli.investigate import investigate_app
 
 app = typer.Typer(
@@ -20,6 +20,8 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.add_typer(environments.app, name="environments")
 app.add_typer(investigate_app, name="investigate")
+app.add_typer(tokens.app, name="tokens")
+app.add_typer(service_credentials.app, name="service-credentials")
 views.register(app)
 
 

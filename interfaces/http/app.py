@@ -13,7 +13,16 @@ from interfaces.http import apidocs, errors
 from interfaces.http.deps import reject_unknown_query
 from interfaces.http.middleware import RequestContextMiddleware
 from interfaces.http.observability import Metrics
-from interfaces.http.routes import audit, environments, login, me, operations, policy, users
+from interfaces.http.routes import (
+    audit,
+    environments,
+    introspection,
+    login,
+    me,
+    operations,
+    policy,
+    users,
+)
 from interfaces.http.services import start_services
 
 if TYPE_CHECKING:
@@ -64,6 +73,6 @@ def create_app(wire: Callable[[], Container], *, max_request_bytes: int) -> Fast
     )
     # Starlette tries routes in order: the login steps, the busiest, first, then the
     # platform's probes (paths never overlap, so the order changes nothing else).
-    for module in (login, operations, me, environments, policy, users, audit):
+    for module in (login, operations, me, environments, policy, users, audit, introspection):
         app.include_router(module.router)
     return app

@@ -19,11 +19,10 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from domain.credential import REGISTRATION, TWO_FACTOR, UserCredential
-from domain.errors import UserNotFoundError
 from domain.instants import parse_rfc3339
 from interfaces.http.errors import ApiError, forbidden, invalid_token, read_models_unavailable
 from interfaces.http.services import Services
-from interfaces.tokens import AccessClaims, InvalidTokenError, LoginClaims
+from interfaces.tokens import AccessClaims, InvalidTokenError, LoginClaims, authenticate
 from projections.api import ReadModelQueries
 
 # Dependencies that neither block nor compute much are ``async def``: FastAPI runs a
@@ -111,24 +110,13 @@ def current_caller(
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_access_scheme)],
 ) -> Caller:
+    # The same check as every other interface's (interfaces.tokens.authenticate): a
+    # reset or a password change ends the tokens issued before it (SECURITY.md 13).
     try:
-        claims = services.tokens.verify_access(_token(credentials))
-    except InvalidTokenError:
-        raise invalid_token() from None
-    if claims.environment != env:
-        raise invalid_token("the token is for another environment")
-    # By id: the user's own record says which environment it belongs to, so the
-    # environment need not be loaded as well on every authenticated request.
-    try:
-        user = services.application.user_by_id(claims.user_id)
-    except UserNotFoundError:
-        raise invalid_token() from None
-    if user.environment != env:
-        raise invalid_token("the token is for another environment")
-    # A reset or a password change ends the tokens issued before it (SECURITY.md 13).
-    if not user.session_valid(claims.issued_at):
-        raise invalid_token("the session has ended; log in again")
-    return Caller(user=user, claims=claims)
+        session = authenticate(services.tokens, services.application, _token(credentials), env)
+    except InvalidTokenError as e:
+        raise invalid_token(e.detail) from None
+    return Caller(user=session.user, claims=session.claims)
 
 
 CurrentUser = Annotated[Caller, Depends(current_caller)]

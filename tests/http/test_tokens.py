@@ -12,7 +12,9 @@ from datetime import timedelta
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typer.testing import CliRunner
 
+from interfaces.cli.main import app as cli
 from interfaces.settings import Settings
 from tests.conftest import DatabaseUnderTest
 from tests.http.conftest import ADMIN, ADMIN_PASSWORD, Api, TestClient, bearer, error_of
@@ -117,6 +119,51 @@ def test_a_reset_ends_earlier_tokens_but_not_one_issued_just_after(acme: Api) ->
     assert acme.client.get(acme.url("/me"), headers=after).status_code == 200
 
 
+@pytest.mark.parametrize("step_back", [timedelta(0), timedelta(milliseconds=1)])
+@pytest.mark.parametrize(
+    "end_sessions",
+    [
+        lambda acme: acme.client.post(
+            acme.url("/users/bob/two-factor/reset"), json={"reason": "t 1"}, headers=acme.admin
+        ),
+        lambda acme: acme.client.put(
+            acme.url("/users/bob/password"),
+            json={"password": "another sound one"},
+            headers=acme.admin,
+        ),
+    ],
+    ids=["reset", "password change"],
+)
+def test_a_token_from_before_a_reset_is_refused_when_the_clock_stands_still_or_steps_back(
+    acme: Api, step_back: timedelta, end_sessions: Callable[[Api], object]
+) -> None:
+    acme.admin  # noqa: B018 (the admin logs in first, at the same instant)
+    acme.create_user("bob")
+    before = bearer(acme.access_token("bob"))
+
+    acme.clock.advance(-step_back)
+    end_sessions(acme)
+
+    response = acme.client.get(acme.url("/me"), headers=before)
+    assert (response.status_code, error_of(response)) == (401, "invalid_token")
+
+
+def test_date_claims_are_whole_seconds(acme: Api) -> None:
+    acme.create_user("bob", groups=["finance"])
+    acme.set_policy(True, ["finance"])
+    acme.clock.advance(timedelta(milliseconds=250))
+    second = int(acme.clock.now().timestamp())
+
+    _, access = _segments(acme.access_token(ADMIN, ADMIN_PASSWORD))
+    _, login = _segments(acme.login_token("bob", "two_factor_registration_required"))
+
+    for claims in (access, login):
+        assert all(type(claims[name]) is int for name in ("iat", "nbf", "exp"))
+        assert claims["nbf"] == claims["iat"] == second
+    assert access["exp"] == second + 3600
+    assert login["exp"] == second + 300
+
+
 def test_the_signing_key_is_created_once_with_mode_0600_and_survives_restarts(
     acme: Api, app_factory: Callable[..., TestClient], settings: Settings
 ) -> None:
@@ -143,3 +190,72 @@ def test_a_configured_signing_key_file_is_used(
 
     assert configured.client.get(configured.url("/me"), headers=token).status_code == 200
     assert not (settings.data_dir / "token-signing.pem").exists()
+
+
+def _rotate(settings: Settings, *options: str) -> tuple[int, str]:
+    env = {
+        "AERO_DATABASE_URL": settings.database_url,
+        "AERO_DATA_DIR": str(settings.data_dir),
+        "AERO_TOKEN_SIGNING_KEY_FILE": str(settings.token_signing_key_file or ""),
+    }
+    env = {k: v for k, v in env.items() if v}
+    result = CliRunner().invoke(cli, ["tokens", "rotate-signing-key", *options], env=env)
+    return result.exit_code, result.output
+
+
+def test_a_rotation_keeps_tokens_of_the_previous_key_valid_until_they_expire(
+    acme: Api, app_factory: Callable[..., TestClient], settings: Settings
+) -> None:
+    old = bearer(acme.access_token(ADMIN, ADMIN_PASSWORD))
+    [old_key] = acme.client.get("/.well-known/jwks.json").json()["keys"]
+
+    code, output = _rotate(settings)
+    restarted = Api(app_factory(), acme.clock)
+    response = restarted.client.get("/.well-known/jwks.json")
+    new_key, previous = response.json()["keys"]
+    new = restarted.access_token(ADMIN, ADMIN_PASSWORD)
+
+    assert code == 0, output
+    assert response.headers["cache-control"] == "public, max-age=300"
+    assert previous == old_key and new_key["kid"] != old_key["kid"]
+    assert jwt.get_unverified_header(new)["kid"] == new_key["kid"]
+    assert restarted.client.get(restarted.url("/me"), headers=old).status_code == 200
+    assert restarted.client.get(restarted.url("/me"), headers=bearer(new)).status_code == 200
+    previous_file = settings.data_dir / "token-signing.previous.pem"
+    assert stat.S_IMODE(previous_file.stat().st_mode) == 0o600
+    assert b"PRIVATE" not in previous_file.read_bytes()
+    acme.clock.advance(seconds=3600)
+    assert restarted.client.get(restarted.url("/me"), headers=old).status_code == 401
+
+
+def test_a_second_rotation_within_a_token_lifetime_needs_force_and_ends_the_oldest_tokens(
+    acme: Api, app_factory: Callable[..., TestClient], settings: Settings
+) -> None:
+    oldest = bearer(acme.access_token(ADMIN, ADMIN_PASSWORD))
+    assert _rotate(settings)[0] == 0
+
+    refused, output = _rotate(settings)
+    assert refused == 1 and "tokens signed by the key before it may be valid" in output
+    forced, output = _rotate(settings, "--force")
+    restarted = Api(app_factory(), acme.clock)
+
+    assert forced == 0, output
+    assert len(restarted.client.get("/.well-known/jwks.json").json()["keys"]) == 2
+    assert restarted.client.get(restarted.url("/me"), headers=oldest).status_code == 401
+
+
+def test_a_configured_signing_key_is_rotated_in_place(
+    acme: Api, app_factory: Callable[..., TestClient], settings: Settings
+) -> None:
+    key_file = settings.data_dir / "keys" / "signing.pem"
+    key_file.parent.mkdir()
+    key_file.write_bytes((settings.data_dir / "token-signing.pem").read_bytes())
+    configured = settings.model_copy(update={"token_signing_key_file": key_file})
+    token = bearer(acme.access_token(ADMIN, ADMIN_PASSWORD))
+
+    code, output = _rotate(configured)
+    restarted = Api(app_factory(configured), acme.clock)
+
+    assert code == 0, output
+    assert (key_file.parent / "signing.previous.pem").exists()
+    assert restarted.client.get(restarted.url("/me"), headers=token).status_code == 200

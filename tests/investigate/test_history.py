@@ -16,6 +16,7 @@ from application.timeline import DESCRIPTIONS, FAILURES
 from domain.credential import SNAPSHOT_INTERVAL
 from domain.errors import EnvironmentNotFoundError, InvalidTimestampError, UserNotFoundError
 from domain.rules import user_id
+from domain.service_credential import ServiceCredential as SC
 from domain.unknown_user import UnknownUserLogin
 from projections.audit_rules import FAILURE, RULES, SUCCESS
 from tests.investigate.script import ENV, OTHER_ENV, PASSWORDS, Scripted, at
@@ -382,7 +383,11 @@ def topic(event_class: type) -> str:
 
 def test_timeline_types_and_outcomes_are_those_of_the_audit_log() -> None:
     described = {topic(event_class) for event_class in DESCRIPTIONS}
-    assert described == set(RULES) - {UnknownUserLogin.Created.TOPIC}
+    # Service credentials concern no user: they have no place in a user's timeline.
+    not_of_a_user = {UnknownUserLogin.Created.TOPIC} | {
+        topic(event) for event in (SC.Created, SC.SecretIssued, SC.Revoked)
+    }
+    assert described == set(RULES) - not_of_a_user
     for event_class, (kind, _) in DESCRIPTIONS.items():
         rule = RULES[topic(event_class)]
         outcome = FAILURE if event_class in FAILURES else SUCCESS

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from application.clock import FixedClock
 from application.service import AeroAuth
+from application.service_credentials import ServiceCredentials
 from application.transcoding import OrjsonTranscoder
 from domain.base import AeroAggregate
 from domain.credential import UserCredential
@@ -37,6 +38,7 @@ from domain.errors import (
     TooManyAttemptsError,
 )
 from domain.origin import Origin, originating
+from domain.service_credential import ServiceCredential
 from domain.unknown_user import UnknownUserLogin
 from interfaces.composition import build_application
 from projections.api import AuditEntry, AuditQuery, ChainReport, InvalidCursorError
@@ -117,6 +119,26 @@ def test_admin_commands_record_what_who_and_from_where(
     }
     assert [e.position for e in found] == sorted(e.position for e in found)
     assert found[0].occurred_at.utcoffset() == timedelta(0)
+
+
+def test_service_credentials_issued_and_revoked_are_the_environments_entries(
+    app: AeroAuth, read_models: LiveReadModels
+) -> None:
+    credentials = ServiceCredentials(app)
+    with originating(DESK):
+        make_environment(app)
+        credentials.create("acme", "billing")
+        credentials.revoke("acme", "billing")
+        credentials.create("acme", "billing")
+    caught_up(app, read_models)
+
+    found = entries(read_models, types=("service_credential_created", "service_credential_revoked"))
+    assert kinds(found) == [
+        ("service_credential_created", None, "success", {"name": "billing"}),
+        ("service_credential_revoked", None, "success", {"name": "billing"}),
+        ("service_credential_created", None, "success", {"name": "billing"}),
+    ]
+    assert {e.actor for e in found} == {ADMIN}
 
 
 def test_logins_record_every_step_and_never_a_secret(
@@ -507,7 +529,7 @@ def test_a_forged_entry_or_a_moved_chain_head_breaks_the_chain(
 AWKWARD = 'Zoë "q" \\ \t\n\x1f\x7f \u2028 \U0001f600 <&>'
 EVENT_CLASSES = [
     member
-    for aggregate in (Environment, UserCredential, UnknownUserLogin)
+    for aggregate in (Environment, UserCredential, UnknownUserLogin, ServiceCredential)
     for member in vars(aggregate).values()
     if isinstance(member, type) and getattr(member, "TOPIC", None) in RULES
 ]

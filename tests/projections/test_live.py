@@ -21,6 +21,7 @@ from application.service import AeroAuth
 from domain.base import AeroAggregate
 from domain.credential import UserCredential
 from domain.environment import Environment
+from domain.service_credential import ServiceCredential
 from domain.unknown_user import UnknownUserLogin
 from interfaces.cli.views import check_audit_chain, run_rebuild
 from interfaces.composition import build_views
@@ -75,7 +76,7 @@ def some_history(app: AeroAuth, clock: FixedClock) -> None:
 def test_every_domain_event_has_an_audit_rule() -> None:
     events = [
         member
-        for aggregate in (Environment, UserCredential, UnknownUserLogin)
+        for aggregate in (Environment, UserCredential, UnknownUserLogin, ServiceCredential)
         for name, member in vars(aggregate).items()
         # "Event" is each aggregate's base class, never triggered itself.
         if isinstance(member, type) and issubclass(member, AeroAggregate.Event) and name != "Event"
@@ -237,6 +238,7 @@ def two_processes(
     app: AeroAuth, settings: Settings
 ) -> Iterator[tuple[LiveReadModels, LiveReadModels]]:
     """The read models of two server processes over one store, quick to take over."""
+
     def process() -> LiveReadModels:
         return live_read_models(app, settings, poll_interval=0.01, standby_interval=0.05)
 

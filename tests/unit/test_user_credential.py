@@ -6,6 +6,7 @@ Each test builds the aggregate through its commands, collects those events
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -213,6 +214,63 @@ def test_a_password_change_ends_the_pending_login() -> None:
     assert user.sessions_valid_after == later
     with pytest.raises(InvalidChallengeError):
         user.check_challenge("c2", TWO_FACTOR, later)
+
+
+def logged_in_without_2fa(user: UserCredential, at: datetime) -> int:
+    user.pass_password_step("c9", False, at + TTL, at)
+    user.collect_events()
+    assert user.last_login_version is not None
+    return user.last_login_version
+
+
+@pytest.mark.parametrize(
+    "end_sessions",
+    [
+        lambda user, at: user.reset_two_factor("lost phone", at),
+        lambda user, at: user.change_password("$argon2id$new", at),
+    ],
+    ids=["reset", "password change"],
+)
+def test_sessions_end_by_version_even_when_the_clock_steps_back(
+    end_sessions: Callable[[UserCredential, datetime], None],
+) -> None:
+    user = new_user()
+    before = logged_in_without_2fa(user, NOW)
+
+    # A host whose clock is 1 ms behind: the event keeps the login's timestamp.
+    end_sessions(user, NOW - timedelta(milliseconds=1))
+    after = logged_in_without_2fa(user, NOW - timedelta(milliseconds=1))
+
+    assert user.modified_on == NOW
+    assert not user.session_valid(before)
+    assert user.session_valid(after) and user.claims_current(after)
+
+
+def test_a_role_change_leaves_the_session_valid_but_its_claims_stale() -> None:
+    user = new_user()
+    before = logged_in_without_2fa(user, NOW)
+
+    user.change_roles(["auditor"], NOW)
+    after = logged_in_without_2fa(user, NOW)
+
+    assert user.session_valid(before) and not user.claims_current(before)
+    assert user.claims_current(after)
+
+
+def test_a_snapshot_from_before_session_versions_still_loads() -> None:
+    user = new_user()
+    logged_in_without_2fa(user, NOW)
+    user.reset_two_factor("lost phone", NOW)
+    state = dict(vars(UserCredential.Snapshot.take(user)))
+    for name in ("sessions_ended_version", "claims_changed_version", "last_login_version"):
+        state["state"].pop(name)
+    old_snapshot = UserCredential.Snapshot(**state)
+
+    loaded = old_snapshot.mutate(None)
+    later = logged_in_without_2fa(loaded, NOW)
+
+    assert loaded.sessions_ended_version == 0
+    assert loaded.session_valid(later)
 
 
 def test_the_latest_challenge_is_good_for_its_step_until_it_expires() -> None:

@@ -63,7 +63,15 @@ def metrics(request: Request) -> Response:
     return Response(registry.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
+# Keys change only by a rotation and a restart, and a rotation keeps the previous key
+# published for a whole token lifetime: five minutes of caching costs nobody a login.
+JWKS_MAX_AGE_SECONDS = 300
+
+
 @router.get("/.well-known/jwks.json")
-def jwks(services: ServicesDep) -> dict[str, Any]:
-    """The public keys (RFC 7517) that verify access tokens; `kid` names the key."""
+def jwks(services: ServicesDep, response: Response) -> dict[str, Any]:
+    """The public keys (RFC 7517) that verify access tokens: the current signing key,
+    then the previous one while tokens it signed may live; `kid` names the key.
+    Cache for up to five minutes, and fetch again on a `kid` not seen before."""
+    response.headers["Cache-Control"] = f"public, max-age={JWKS_MAX_AGE_SECONDS}"
     return services.tokens.jwks()
