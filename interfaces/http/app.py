@@ -20,6 +20,7 @@ from interfaces.http.observability import Metrics
 from interfaces.http.routes import audit, environments, login, me, operations, policy, users
 from interfaces.http.services import ReadModelsFactory, start_services
 from interfaces.settings import Settings, from_environment
+from interfaces.web import close_web_ui, create_web_ui
 from projections.api import ReadModels
 
 DESCRIPTION = """\
@@ -75,6 +76,7 @@ def create_app(
             yield
         finally:
             app.state.services = None
+            await run_in_threadpool(close_web_ui, ui)
             await run_in_threadpool(services.close)
 
     app = FastAPI(
@@ -94,6 +96,9 @@ def create_app(
     # platform's probes (paths never overlap, so the order changes nothing else).
     for module in (login, operations, me, environments, policy, users, audit):
         app.include_router(module.router)
+    # The web UI: the same services, pages under /ui/{env}/.
+    ui = create_web_ui(lambda: app.state.services)
+    app.mount("/ui", ui)
     return app
 
 
