@@ -20,7 +20,6 @@ from interfaces.http.observability import Metrics
 from interfaces.http.routes import audit, environments, login, me, operations, policy, users
 from interfaces.http.services import ReadModelsFactory, start_services
 from interfaces.settings import Settings, from_environment
-from interfaces.web import close_web_ui, create_web_ui
 from projections.api import ReadModels
 
 DESCRIPTION = """\
@@ -61,6 +60,10 @@ def create_app(
     read_models_factory: ReadModelsFactory | None = None,
 ) -> FastAPI:
     """An app over the store ``settings`` name; nothing is opened until it starts."""
+    # The web UI builds on this package (deps, services): imported here, so that
+    # either package may be imported first.
+    from interfaces.web import close_web_ui, create_web_ui
+
     _bound_malloc_arenas()
     metrics = Metrics()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
@@ -22,6 +23,7 @@ CONTENT_SECURITY_POLICY = (
     "font-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
     "object-src 'none'; frame-ancestors 'none'"
 )
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 _HEADERS = [
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-frame-options", b"DENY"),
@@ -70,9 +72,12 @@ def create_web_ui(services: Callable[[], Services | None]) -> FastAPI:
     @ui.get("/", include_in_schema=False)
     def choose_environment(request: Request, environment: str = "") -> Response:
         slug = environment.strip().lower()
-        if slug:
+        if SLUG.fullmatch(slug):
             return RedirectResponse(f"{request.scope.get('root_path', '')}/{slug}/login", 303)
-        return render(holder.get(), request, "choose.html")
+        error = _("There is no environment by that name.") if slug else None
+        return render(
+            holder.get(), request, "choose.html", error=error, status=404 if error else 200
+        )
 
     ui.include_router(login.router)
     ui.include_router(pages.router)
@@ -90,23 +95,37 @@ def create_web_ui(services: Callable[[], Services | None]) -> FastAPI:
 
     @ui.exception_handler(CsrfRefused)
     def csrf_refused(request: Request, exc: CsrfRefused) -> Response:
-        return _error_page(holder, request, 403, _("Form expired"),
-                           _("This form was not sent from this site, or it has expired. "
-                             "Go back, reload the page and try again."))  # fmt: skip
+        return _error_page(
+            holder,
+            request,
+            403,
+            _("Form expired"),
+            _(
+                "This form was not sent from this site, or it has expired. "
+                "Go back, reload the page and try again."
+            ),
+        )
 
     @ui.exception_handler(EnvironmentNotFoundError)
     def no_environment(request: Request, exc: EnvironmentNotFoundError) -> Response:
-        return _error_page(holder, request, 404, _("Not found"),
-                           _("There is no environment at this address."))  # fmt: skip
+        return _error_page(
+            holder, request, 404, _("Not found"), _("There is no environment at this address.")
+        )
 
     @ui.exception_handler(StarletteHTTPException)
     def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:
-            return _error_page(holder, request, 404, _("Not found"),
-                               _("There is no page at this address."))  # fmt: skip
+            return _error_page(
+                holder, request, 404, _("Not found"), _("There is no page at this address.")
+            )
         if exc.status_code == 405:
-            return _error_page(holder, request, 405, _("Not allowed"),
-                               _("This address does not take this kind of request."))  # fmt: skip
+            return _error_page(
+                holder,
+                request,
+                405,
+                _("Not allowed"),
+                _("This address does not take this kind of request."),
+            )
         return _error_page(holder, request, exc.status_code, _("Error"), str(exc.detail))
 
     return ui
@@ -117,12 +136,21 @@ def close_web_ui(ui: FastAPI) -> None:
     holder.close()
 
 
-def _error_page(holder: WebHolder, request: Request, status: int, title: str,
-                message: str) -> Response:  # fmt: skip
+def _error_page(
+    holder: WebHolder, request: Request, status: int, title: str, message: str
+) -> Response:
     try:
         web = holder.get()
     except PageError:
         return Response(message, status_code=status, media_type="text/plain")
     env = request.path_params.get("env")
-    return render(web, request, "error.html", env=env if isinstance(env, str) else None,
-                  title=title, message=message, code=status, status=status)  # fmt: skip
+    return render(
+        web,
+        request,
+        "error.html",
+        env=env if isinstance(env, str) else None,
+        title=title,
+        message=message,
+        code=status,
+        status=status,
+    )

@@ -249,11 +249,12 @@ def start_session(
     web: Web, request: Request, response: Response, env: str, token: str, expires_in: int
 ) -> None:
     session_id = secrets.token_urlsafe(32)
-    expires_at = web.services.clock.now() + timedelta(seconds=expires_in)
-    web.sessions.add(session_id, expires_at)
+    now = web.services.clock.now()
+    web.sessions.add(session_id, now + timedelta(seconds=expires_in), now)
     sealed = web.sealer.seal(SESSION_COOKIE, {"sid": session_id, "token": token, "env": env})
-    set_cookie(web, request, response, SESSION_COOKIE, sealed, path=base(request, env),
-               max_age=expires_in)  # fmt: skip
+    set_cookie(
+        web, request, response, SESSION_COOKIE, sealed, path=base(request, env), max_age=expires_in
+    )
 
 
 # ----- rendering -----
@@ -289,7 +290,14 @@ def render(
     html = web.templates.get_template(template).render(context)
     response = HTMLResponse(html, status_code=status)
     if getattr(request.state, "new_csrf_seed", None):
-        set_cookie(web, request, response, CSRF_COOKIE, seed,
-                   path=request.scope.get("root_path", "") or "/", max_age=None,
-                   samesite="strict")  # fmt: skip
+        set_cookie(
+            web,
+            request,
+            response,
+            CSRF_COOKIE,
+            seed,
+            path=request.scope.get("root_path", "") or "/",
+            max_age=None,
+            samesite="strict",
+        )
     return response

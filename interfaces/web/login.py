@@ -73,7 +73,9 @@ def _environment_or_404(web: Web, env: str) -> str:
     try:
         return web.services.application.environment(env).display_name
     except EnvironmentNotFoundError:
-        raise PageError(404, _("Not found"), _("There is no environment at this address.")) from None
+        raise PageError(
+            404, _("Not found"), _("There is no environment at this address.")
+        ) from None
 
 
 def _code_error(web: Web, request: Request, error: AeroError) -> str:
@@ -83,9 +85,9 @@ def _code_error(web: Web, request: Request, error: AeroError) -> str:
     ).gettext
     if isinstance(error, TooManyAttemptsError):
         minutes = max(1, -(-error.retry_after // 60))
-        return gettext(
-            _("Too many attempts. Wait %(minutes)d minute(s), then try again.")
-        ) % {"minutes": minutes}
+        return gettext(_("Too many attempts. Wait %(minutes)d minute(s), then try again.")) % {
+            "minutes": minutes
+        }
     if isinstance(error, TwoFactorDisabledError):
         return gettext(
             _(
@@ -108,8 +110,14 @@ def login_page(env: str, request: Request, web: WebDep, notice: str | None = Non
         pass
     else:
         return redirect(f"{base(request, env)}/")
-    return render(web, request, "login.html", env=env, display_name=display_name,
-                  notice=NOTICES.get(notice or ""))  # fmt: skip
+    return render(
+        web,
+        request,
+        "login.html",
+        env=env,
+        display_name=display_name,
+        notice=NOTICES.get(notice or ""),
+    )
 
 
 @router.post("/{env}/login", dependencies=[CsrfChecked])
@@ -126,8 +134,16 @@ def submit_password(
         step = services.application.start_login(env, username, password)
     except (InvalidCredentialsError, InvalidInputError) as e:
         services.metrics.login_step("password", e.code)
-        return render(web, request, "login.html", env=env, display_name=display_name,
-                      username=username, error=INVALID_LOGIN, status=401)  # fmt: skip
+        return render(
+            web,
+            request,
+            "login.html",
+            env=env,
+            display_name=display_name,
+            username=username,
+            error=INVALID_LOGIN,
+            status=401,
+        )
     services.metrics.login_step("password", step.status)
     if step.challenge_id is None or step.expires_at is None:
         issued = services.tokens.issue_access(step.user)
@@ -138,8 +154,15 @@ def submit_password(
     issued = services.tokens.issue_login(step.user, step.challenge_id, next_step, step.expires_at)
     response = redirect(f"{_login_path(request, env)}/{_PAGE_OF_STEP[next_step]}")
     sealed = web.sealer.seal(LOGIN_COOKIE, {"token": issued.token})
-    set_cookie(web, request, response, LOGIN_COOKIE, sealed, path=_login_path(request, env),
-               max_age=issued.expires_in)  # fmt: skip
+    set_cookie(
+        web,
+        request,
+        response,
+        LOGIN_COOKIE,
+        sealed,
+        path=_login_path(request, env),
+        max_age=issued.expires_in,
+    )
     return response
 
 
@@ -161,9 +184,7 @@ def _pending(web: Web, request: Request, env: str, step: str) -> LoginClaims:
     return claims
 
 
-def _completed(
-    web: Web, request: Request, env: str, step: str, done: LoginCompleted
-) -> Response:
+def _completed(web: Web, request: Request, env: str, step: str, done: LoginCompleted) -> Response:
     web.services.metrics.login_step(step, "authenticated")
     issued = web.services.tokens.issue_access(done.user)
     if done.recovery_codes:
@@ -182,9 +203,16 @@ def _keep_recovery_codes(
     """Until the user continues (or ten minutes pass), so that the page can be
     reloaded and the codes downloaded; they are never stored on the server."""
     sealed = web.sealer.seal(CODES_COOKIE, {"env": env, "codes": codes})
-    set_cookie(web, request, response, CODES_COOKIE, sealed,
-               path=f"{base(request, env)}/recovery-codes",
-               max_age=RECOVERY_CODES_MINUTES * 60, samesite="strict")  # fmt: skip
+    set_cookie(
+        web,
+        request,
+        response,
+        CODES_COOKIE,
+        sealed,
+        path=f"{base(request, env)}/recovery-codes",
+        max_age=RECOVERY_CODES_MINUTES * 60,
+        samesite="strict",
+    )
 
 
 def _failed(web: Web, request: Request, env: str, step: str, error: AeroError) -> None:
@@ -206,11 +234,21 @@ def submit_code(
     login = _pending(web, request, env, TWO_FACTOR)
     try:
         done = web.services.application.verify_code(env, login.username, login.challenge_id, code)
-    except (InvalidCodeError, TooManyAttemptsError, TwoFactorDisabledError,
-            InvalidChallengeError) as e:  # fmt: skip
+    except (
+        InvalidCodeError,
+        TooManyAttemptsError,
+        TwoFactorDisabledError,
+        InvalidChallengeError,
+    ) as e:
         _failed(web, request, env, "two_factor", e)
-        return render(web, request, "two_factor.html", env=env,
-                      error=_code_error(web, request, e), status=_status(e))  # fmt: skip
+        return render(
+            web,
+            request,
+            "two_factor.html",
+            env=env,
+            error=_code_error(web, request, e),
+            status=_status(e),
+        )
     return _completed(web, request, env, "two_factor", done)
 
 
@@ -229,11 +267,21 @@ def submit_recovery_code(
         done = web.services.application.use_recovery_code(
             env, login.username, login.challenge_id, recovery_code
         )
-    except (InvalidCodeError, TooManyAttemptsError, TwoFactorDisabledError,
-            InvalidChallengeError) as e:  # fmt: skip
+    except (
+        InvalidCodeError,
+        TooManyAttemptsError,
+        TwoFactorDisabledError,
+        InvalidChallengeError,
+    ) as e:
         _failed(web, request, env, "recovery", e)
-        return render(web, request, "recovery.html", env=env,
-                      error=_code_error(web, request, e), status=_status(e))  # fmt: skip
+        return render(
+            web,
+            request,
+            "recovery.html",
+            env=env,
+            error=_code_error(web, request, e),
+            status=_status(e),
+        )
     return _completed(web, request, env, "recovery", done)
 
 
@@ -266,9 +314,17 @@ def _registration_form(
     secret = registration.secret
     blocks = [secret[i : i + 4] for i in range(0, len(secret), 4)]
     environment = web.services.application.environment(env)
-    return render(web, request, "register.html", env=env, secret_blocks=blocks,
-                  issuer=environment.issuer, username=login.username,
-                  error=error, status=status)  # fmt: skip
+    return render(
+        web,
+        request,
+        "register.html",
+        env=env,
+        secret_blocks=blocks,
+        issuer=environment.issuer,
+        username=login.username,
+        error=error,
+        status=status,
+    )
 
 
 @router.get("/{env}/login/register/qr.png")
@@ -285,8 +341,7 @@ def registration_qr(env: str, request: Request, web: WebDep) -> Response:
     segno.make(registration.otpauth_uri, error="m", micro=False).save(
         png, kind="png", scale=6, border=4
     )
-    return Response(png.getvalue(), media_type="image/png",
-                    headers={"Cache-Control": "no-store"})  # fmt: skip
+    return Response(png.getvalue(), media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
 @router.post("/{env}/login/register", dependencies=[CsrfChecked])
@@ -298,8 +353,12 @@ def confirm_registration(
         done = web.services.application.confirm_registration(
             env, login.username, login.challenge_id, code
         )
-    except (InvalidCodeError, TooManyAttemptsError, TwoFactorDisabledError,
-            InvalidChallengeError) as e:  # fmt: skip
+    except (
+        InvalidCodeError,
+        TooManyAttemptsError,
+        TwoFactorDisabledError,
+        InvalidChallengeError,
+    ) as e:
         _failed(web, request, env, "registration", e)
         return _registration_form(env, request, web, _code_error(web, request, e), _status(e))
     return _completed(web, request, env, "registration", done)
@@ -323,8 +382,14 @@ def _codes(web: Web, request: Request, env: str) -> list[str]:
 @router.get("/{env}/recovery-codes")
 def recovery_codes_page(env: str, request: Request, web: WebDep) -> Response:
     session = current_session(env, request, web)
-    return render(web, request, "recovery_codes.html", env=env, session=session,
-                  codes=_codes(web, request, env))  # fmt: skip
+    return render(
+        web,
+        request,
+        "recovery_codes.html",
+        env=env,
+        session=session,
+        codes=_codes(web, request, env),
+    )
 
 
 @router.get("/{env}/recovery-codes/download")
@@ -343,10 +408,14 @@ def download_recovery_codes(env: str, request: Request, web: WebDep) -> Response
         ]
     )
     filename = f"recovery-codes-{env}.txt"
-    return Response(text, media_type="text/plain; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="{filename}"',
-        "Cache-Control": "no-store",
-    })  # fmt: skip
+    return Response(
+        text,
+        media_type="text/plain; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.post("/{env}/recovery-codes", dependencies=[CsrfChecked])

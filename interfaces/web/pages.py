@@ -45,7 +45,7 @@ from interfaces.web.context import (
 )
 from interfaces.web.i18n import _
 from interfaces.web.login import _keep_recovery_codes
-from projections.api import AuditQuery, InvalidCursorError
+from projections.api import AuditQuery, InvalidCursorError, ReadModels
 from projections.audit import AUDIT_TYPES
 from projections.export import csv_lines, jsonl_lines
 
@@ -60,10 +60,11 @@ SHOW = {
 }
 
 
-def _read_models(web: Web):  # type: ignore[no-untyped-def]
+def _read_models(web: Web) -> ReadModels:
     if web.services.read_models is None:
-        raise PageError(503, _("Unavailable"),
-                        _("This server runs without its read models. Try again later."))  # fmt: skip
+        raise PageError(
+            503, _("Unavailable"), _("This server runs without its read models. Try again later.")
+        )
     return web.services.read_models
 
 
@@ -87,9 +88,15 @@ def _rule_in_words(rule: str | None) -> str | None:
 @router.get("/{env}/")
 def home(env: str, request: Request, web: WebDep, session: SessionDep) -> Response:
     environment = web.services.application.environment(env)
-    return render(web, request, "home.html", env=env, session=session,
-                  display_name=environment.display_name,
-                  registered=session.caller.user.registered)  # fmt: skip
+    return render(
+        web,
+        request,
+        "home.html",
+        env=env,
+        session=session,
+        display_name=environment.display_name,
+        registered=session.caller.user.registered,
+    )
 
 
 @router.get("/{env}")
@@ -114,18 +121,34 @@ def _known_groups(web: Web, env: str) -> set[str]:
 
 
 def _settings_page(
-    web: Web, request: Request, env: str, session: Session, *, saved: bool = False,
-    error: str | None = None, status: int = 200,
-) -> Response:  # fmt: skip
+    web: Web,
+    request: Request,
+    env: str,
+    session: Session,
+    *,
+    saved: bool = False,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
     environment = web.services.application.environment(env)
     selected = set(environment.selected_groups)
     compliance = _read_models(web).compliance(env)
-    return render(web, request, "environment.html", env=env, session=session,
-                  require_2fa=environment.require_2fa,
-                  groups=sorted(_known_groups(web, env) | selected), selected=selected,
-                  compliance=compliance, saved=saved, error=error,
-                  changed_by=environment.policy_changed_by,
-                  changed_at=environment.policy_changed_at, status=status)  # fmt: skip
+    return render(
+        web,
+        request,
+        "environment.html",
+        env=env,
+        session=session,
+        require_2fa=environment.require_2fa,
+        groups=sorted(_known_groups(web, env) | selected),
+        selected=selected,
+        compliance=compliance,
+        saved=saved,
+        error=error,
+        changed_by=environment.policy_changed_by,
+        changed_at=environment.policy_changed_at,
+        status=status,
+    )
 
 
 @router.get("/{env}/setup/environment")
@@ -182,8 +205,17 @@ def users(
         if page.next_cursor
         else None
     )
-    return render(web, request, "users.html", env=env, session=session, rows=rows,
-                  show=show, options=SHOW, next_url=next_url)  # fmt: skip
+    return render(
+        web,
+        request,
+        "users.html",
+        env=env,
+        session=session,
+        rows=rows,
+        show=show,
+        options=SHOW,
+        next_url=next_url,
+    )
 
 
 @router.get("/{env}/setup/new-user")
@@ -216,8 +248,16 @@ def create_user(
             if isinstance(e, UserExistsError)
             else e.detail
         )
-        return render(web, request, "new_user.html", env=env, session=session, form=form,
-                      error=message, status=409 if isinstance(e, UserExistsError) else 422)  # fmt: skip
+        return render(
+            web,
+            request,
+            "new_user.html",
+            env=env,
+            session=session,
+            form=form,
+            error=message,
+            status=409 if isinstance(e, UserExistsError) else 422,
+        )
     return redirect(f"{base(request, env)}/users/{_quote(user.username)}", saved="created")
 
 
@@ -228,9 +268,16 @@ def _quote(username: str) -> str:
 
 
 def _user_page(
-    web: Web, request: Request, env: str, session: Session, username: str, *,
-    notice: str | None = None, error: str | None = None, status: int = 200,
-) -> Response:  # fmt: skip
+    web: Web,
+    request: Request,
+    env: str,
+    session: Session,
+    username: str,
+    *,
+    notice: str | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
     application = web.services.application
     try:
         user = application.user(env, username)
@@ -241,10 +288,20 @@ def _user_page(
     history = None
     if session.caller.has_any("auditor"):
         history = list(reversed(_read_models(web).history(env, user.username)))
-    return render(web, request, "user.html", env=env, session=session, view=view,
-                  rule=_rule_in_words(application.requiring_rule(user)),
-                  disabled=user.disabled, history=history, notice=notice,
-                  error=error, status=status)  # fmt: skip
+    return render(
+        web,
+        request,
+        "user.html",
+        env=env,
+        session=session,
+        view=view,
+        rule=_rule_in_words(application.requiring_rule(user)),
+        disabled=user.disabled,
+        history=history,
+        notice=notice,
+        error=error,
+        status=status,
+    )
 
 
 USER_NOTICES = {
@@ -349,8 +406,13 @@ def audit_log(
     cursor: str | None = None,
 ) -> Response:
     require_role(session, "auditor")
-    filters = {"username": username, "type": type, "outcome": outcome,
-               "since": since, "until": until}  # fmt: skip
+    filters = {
+        "username": username,
+        "type": type,
+        "outcome": outcome,
+        "since": since,
+        "until": until,
+    }
     error = None
     try:
         query = _audit_query(env, username, type, outcome, since, until)
@@ -367,9 +429,20 @@ def audit_log(
         else None
     )
     export = urlencode(shown)
-    return render(web, request, "audit.html", env=env, session=session, entries=page.items,
-                  filters=filters, types=AUDIT_TYPES, error=error, next_url=next_url,
-                  export_query=export, status=422 if error else 200)  # fmt: skip
+    return render(
+        web,
+        request,
+        "audit.html",
+        env=env,
+        session=session,
+        entries=page.items,
+        filters=filters,
+        types=AUDIT_TYPES,
+        error=error,
+        next_url=next_url,
+        export_query=export,
+        status=422 if error else 200,
+    )
 
 
 @router.get("/{env}/audit/export.{format}")
@@ -433,25 +506,47 @@ def investigate(
             error = e.detail
     elif username.strip():
         error = _("Give the instant to look at.")
-    return render(web, request, "investigate.html", env=env, session=session,
-                  username=username, at=at, policy=policy, requirement=requirement,
-                  rule=_rule_in_words(requirement.rule) if requirement else None,
-                  error=error, status=422 if error else 200)  # fmt: skip
+    return render(
+        web,
+        request,
+        "investigate.html",
+        env=env,
+        session=session,
+        username=username,
+        at=at,
+        policy=policy,
+        requirement=requirement,
+        rule=_rule_in_words(requirement.rule) if requirement else None,
+        error=error,
+        status=422 if error else 200,
+    )
 
 
 # ----- account -----
 
 
 def _account_page(
-    web: Web, request: Request, env: str, session: Session, *,
-    error: str | None = None, status: int = 200,
-) -> Response:  # fmt: skip
-    return render(web, request, "account.html", env=env, session=session,
-                  registered=session.caller.user.registered,
-                  view=UserView.of(session.caller.user,
-                                   web.services.application.environment(env),
-                                   web.services.clock.now()),
-                  error=error, status=status)  # fmt: skip
+    web: Web,
+    request: Request,
+    env: str,
+    session: Session,
+    *,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    return render(
+        web,
+        request,
+        "account.html",
+        env=env,
+        session=session,
+        registered=session.caller.user.registered,
+        view=UserView.of(
+            session.caller.user, web.services.application.environment(env), web.services.clock.now()
+        ),
+        error=error,
+        status=status,
+    )
 
 
 @router.get("/{env}/account")
@@ -476,8 +571,9 @@ def change_password(
                 env, username, current_password, new_password
             )
     except InvalidCredentialsError:
-        return _account_page(web, request, env, session,
-                             error=_("The current password is not right."), status=401)  # fmt: skip
+        return _account_page(
+            web, request, env, session, error=_("The current password is not right."), status=401
+        )
     except (WeakPasswordError, InvalidInputError) as e:
         return _account_page(web, request, env, session, error=e.detail, status=422)
     web.sessions.remove(session.id)

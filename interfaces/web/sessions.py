@@ -25,7 +25,6 @@ import json
 import secrets
 import sqlite3
 import threading
-import time
 from abc import ABC, abstractmethod
 from datetime import datetime
 from pathlib import Path
@@ -100,7 +99,8 @@ class SessionList(ABC):
     """The sessions that have not been logged out, by the hash of their id."""
 
     @abstractmethod
-    def add(self, session_id: str, expires_at: datetime) -> None: ...
+    def add(self, session_id: str, expires_at: datetime, now: datetime) -> None:
+        """Also forgets the sessions that expired before ``now``."""
 
     @abstractmethod
     def contains(self, session_id: str, now: datetime) -> bool: ...
@@ -122,9 +122,6 @@ class SessionList(ABC):
         return PostgresSessionList(store)
 
 
-_TABLE = "web_sessions_v1"
-
-
 class SQLiteSessionList(SessionList):
     """A file of its own beside the event store: a logout never waits for the
     store's write lock, and the event store's file holds events only."""
@@ -136,29 +133,32 @@ class SQLiteSessionList(SessionList):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute(
-            f"CREATE TABLE IF NOT EXISTS {_TABLE} "
+            "CREATE TABLE IF NOT EXISTS web_sessions_v1 "
             "(session_key TEXT PRIMARY KEY, expires_at REAL NOT NULL)"
         )
 
-    def add(self, session_id: str, expires_at: datetime) -> None:
+    def add(self, session_id: str, expires_at: datetime, now: datetime) -> None:
         with self._lock:
             # Expired rows go as new ones come: the table holds live sessions only.
-            self._db.execute(f"DELETE FROM {_TABLE} WHERE expires_at < ?", (time.time(),))
+            self._db.execute("DELETE FROM web_sessions_v1 WHERE expires_at < ?", (now.timestamp(),))
             self._db.execute(
-                f"INSERT INTO {_TABLE} VALUES (?, ?)", (_key(session_id), expires_at.timestamp())
+                "INSERT INTO web_sessions_v1 VALUES (?, ?)",
+                (_key(session_id), expires_at.timestamp()),
             )
 
     def contains(self, session_id: str, now: datetime) -> bool:
         with self._lock:
             row = self._db.execute(
-                f"SELECT 1 FROM {_TABLE} WHERE session_key = ? AND expires_at > ?",
+                "SELECT 1 FROM web_sessions_v1 WHERE session_key = ? AND expires_at > ?",
                 (_key(session_id), now.timestamp()),
             ).fetchone()
         return row is not None
 
     def remove(self, session_id: str) -> None:
         with self._lock:
-            self._db.execute(f"DELETE FROM {_TABLE} WHERE session_key = ?", (_key(session_id),))
+            self._db.execute(
+                "DELETE FROM web_sessions_v1 WHERE session_key = ?", (_key(session_id),)
+            )
 
     def close(self) -> None:
         self._db.close()
@@ -183,28 +183,30 @@ class PostgresSessionList(SessionList):
         with self._pool.connection() as conn:
             try:
                 conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {_TABLE} "
+                    "CREATE TABLE IF NOT EXISTS web_sessions_v1 "
                     "(session_key TEXT PRIMARY KEY, expires_at TIMESTAMPTZ NOT NULL)"
                 )
             except psycopg.errors.UniqueViolation:
                 pass  # another worker created it at the same moment
 
-    def add(self, session_id: str, expires_at: datetime) -> None:
+    def add(self, session_id: str, expires_at: datetime, now: datetime) -> None:
         with self._pool.connection() as conn:
-            conn.execute(f"DELETE FROM {_TABLE} WHERE expires_at < now()")
-            conn.execute(f"INSERT INTO {_TABLE} VALUES (%s, %s)", (_key(session_id), expires_at))
+            conn.execute("DELETE FROM web_sessions_v1 WHERE expires_at < %s", (now,))
+            conn.execute(
+                "INSERT INTO web_sessions_v1 VALUES (%s, %s)", (_key(session_id), expires_at)
+            )
 
     def contains(self, session_id: str, now: datetime) -> bool:
         with self._pool.connection() as conn:
             row = conn.execute(
-                f"SELECT 1 FROM {_TABLE} WHERE session_key = %s AND expires_at > %s",
+                "SELECT 1 FROM web_sessions_v1 WHERE session_key = %s AND expires_at > %s",
                 (_key(session_id), now),
             ).fetchone()
         return row is not None
 
     def remove(self, session_id: str) -> None:
         with self._pool.connection() as conn:
-            conn.execute(f"DELETE FROM {_TABLE} WHERE session_key = %s", (_key(session_id),))
+            conn.execute("DELETE FROM web_sessions_v1 WHERE session_key = %s", (_key(session_id),))
 
     def close(self) -> None:
         self._pool.close()

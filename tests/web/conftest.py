@@ -47,14 +47,18 @@ class Server:
     def operator_token(self) -> str:
         return (self.data_dir / "operator.token").read_text().strip()
 
-    def new_environment(self, prefix: str = "env") -> str:
+    def new_environment(self, prefix: str = "env", slug: str | None = None) -> str:
         """A fresh environment with alice (admin, auditor) as its first user."""
-        slug = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        slug = slug or f"{prefix}-{uuid.uuid4().hex[:8]}"
         response = httpx.post(
             f"{self.base_url}/v1/environments",
             headers={"Authorization": f"Bearer {self.operator_token}"},
-            json={"slug": slug, "display_name": "Acme Corporation", "issuer": "BizzStream Aero",
-                  "admin": {"username": ADMIN, "password": ADMIN_PASSWORD}},  # fmt: skip
+            json={
+                "slug": slug,
+                "display_name": "Acme Corporation",
+                "issuer": "BizzStream Aero",
+                "admin": {"username": ADMIN, "password": ADMIN_PASSWORD},
+            },
             timeout=30,
         )
         assert response.status_code == 201, response.text
@@ -67,7 +71,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
@@ -87,11 +93,13 @@ def server(
     data_dir = tmp / "data"
     log = tmp / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AERO_")}
-    env.update({
-        "AERO_DATABASE_URL": database.url,
-        "AERO_DATA_DIR": str(data_dir),
-        "AERO_TRUSTED_PROXIES": '["127.0.0.1"]',
-    })  # fmt: skip
+    env.update(
+        {
+            "AERO_DATABASE_URL": database.url,
+            "AERO_DATA_DIR": str(data_dir),
+            "AERO_TRUSTED_PROXIES": '["127.0.0.1"]',
+        }
+    )
     command = [str(Path(sys.executable).parent / "aero-auth"), "serve", "--port", str(port)]
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -142,16 +150,19 @@ def new_context(browser: Browser, server: Server) -> Iterator[Callable[..., Brow
 
     def make(**options: object) -> BrowserContext:
         context = browser.new_context(
-            base_url=server.base_url, user_agent=USER_AGENT, accept_downloads=True,
-            locale="en-GB", timezone_id="UTC", **options,  # type: ignore[arg-type]
-        )  # fmt: skip
+            base_url=server.base_url,
+            user_agent=USER_AGENT,
+            accept_downloads=True,
+            locale="en-GB",
+            timezone_id="UTC",
+            **options,  # type: ignore[arg-type]
+        )
         contexts.append(context)
         return context
 
     yield make
     for context in contexts:
         context.close()
-
 
 
 # ----- steps a story repeats -----

@@ -115,7 +115,8 @@ def keep_recovery_codes(page: Page, javascript: bool = True) -> list[str]:
 
 
 def run_story(server: Server, context: BrowserContext, screenshots: bool) -> None:
-    env = server.new_environment("story")
+    # The screenshots show "acme", as the README's walkthrough does.
+    env = server.new_environment("story", slug="acme" if screenshots else None)
     origins: set[str] = set()
     context.on("request", lambda request: origins.add(_origin(request.url)))
     page = context.new_page()
@@ -125,8 +126,9 @@ def run_story(server: Server, context: BrowserContext, screenshots: bool) -> Non
     expect(page.get_by_text(f"Logged in as {ADMIN}", exact=True)).to_be_visible()
     create_user(page, env, "bob", BOB_PASSWORD, "finance")
     create_user(page, env, "carol", CAROL_PASSWORD, "sales")
-    require_2fa_for(page, env, "finance",
-                    DOCS / "ui-environment-settings.png" if screenshots else None)  # fmt: skip
+    require_2fa_for(
+        page, env, "finance", DOCS / "ui-environment-settings.png" if screenshots else None
+    )
     log_out(page)
 
     # Bob logs in: he must register. QR code, code, recovery codes.
@@ -173,8 +175,9 @@ def run_story(server: Server, context: BrowserContext, screenshots: bool) -> Non
     expect(page.get_by_role("link", name="carol")).to_have_count(0)
     page.get_by_role("link", name="bob", exact=True).click()
     expect(page.get_by_text("Registered: the user has an authenticator app.")).to_be_visible()
-    expect(page.get_by_text("Required: the environment requires 2FA of the group finance."))\
-        .to_be_visible()  # fmt: skip
+    expect(
+        page.get_by_text("Required: the environment requires 2FA of the group finance.")
+    ).to_be_visible()
     page.get_by_label("Reason").fill("lost phone, ticket 4711")
     page.get_by_role("button", name="Reset 2FA").click()
     expect(page.get_by_text("Not registered: the user has no authenticator app.")).to_be_visible()
@@ -293,8 +296,16 @@ def test_axe_finds_no_violation_on_any_page(server: Server, new_context: NewCont
     expect(page.get_by_role("alert")).to_have_text("Invalid username or password")
     _axe(page)
     log_in(page, env, ADMIN, ADMIN_PASSWORD)
-    for path in ("/", "/setup/environment", "/users", "/setup/new-user", "/users/bob",
-                 "/audit", "/investigate?username=bob&at=2100-01-01T00:00:00", "/account"):  # fmt: skip
+    for path in (
+        "/",
+        "/setup/environment",
+        "/users",
+        "/setup/new-user",
+        "/users/bob",
+        "/audit",
+        "/investigate?username=bob&at=2100-01-01T00:00:00",
+        "/account",
+    ):
         page.goto(f"/ui/{env}{path}")
         _axe(page)
     page.goto(f"/ui/{env}/investigate")
@@ -346,8 +357,9 @@ def test_a_form_without_a_valid_csrf_token_is_refused_and_changes_nothing(
     page = context.new_page()
     page.goto(f"/ui/{env}/login")
     # Login CSRF: the session cookie would be the attacker's.
-    refused = context.request.post(f"/ui/{env}/login", form={
-        "username": ADMIN, "password": ADMIN_PASSWORD}, max_redirects=0)  # fmt: skip
+    refused = context.request.post(
+        f"/ui/{env}/login", form={"username": ADMIN, "password": ADMIN_PASSWORD}, max_redirects=0
+    )
     assert refused.status == 403
     assert not any(c["name"] == "aero_session" for c in context.cookies())
     log_in(page, env, ADMIN, ADMIN_PASSWORD)
@@ -366,8 +378,9 @@ def test_a_form_without_a_valid_csrf_token_is_refused_and_changes_nothing(
     other = new_context().new_page()
     other.goto(f"/ui/{env}/login")
     foreign = other.locator("input[name=csrf_token]").first.get_attribute("value")
-    refused = context.request.post(f"/ui/{env}/logout", form={"csrf_token": foreign or ""},
-                                   max_redirects=0)  # fmt: skip
+    refused = context.request.post(
+        f"/ui/{env}/logout", form={"csrf_token": foreign or ""}, max_redirects=0
+    )
     assert refused.status == 403
     page.goto(f"/ui/{env}/")
     expect(page.get_by_text(f"Logged in as {ADMIN}", exact=True)).to_be_visible()
@@ -406,9 +419,7 @@ def test_cookies_are_secure_behind_a_trusted_https_proxy(server: Server) -> None
     env = server.new_environment("proxy")
     plain = httpx.get(f"{server.base_url}/ui/{env}/login")
     assert "secure" not in plain.headers["set-cookie"].lower()
-    proxied = httpx.get(
-        f"{server.base_url}/ui/{env}/login", headers={"X-Forwarded-Proto": "https"}
-    )
+    proxied = httpx.get(f"{server.base_url}/ui/{env}/login", headers={"X-Forwarded-Proto": "https"})
     assert "; secure" in proxied.headers["set-cookie"].lower()
 
 
@@ -423,8 +434,15 @@ def test_a_user_without_a_role_gets_403_on_admin_and_audit_pages(
     expect(page.get_by_role("link", name="Account")).to_be_visible()
     for name in ("Environment settings", "Users", "Audit log", "Investigate"):
         expect(page.get_by_role("link", name=name)).to_have_count(0)
-    for path in ("/setup/environment", "/users", "/users/carol", "/setup/new-user", "/audit",
-                 "/audit/export.csv", "/investigate"):  # fmt: skip
+    for path in (
+        "/setup/environment",
+        "/users",
+        "/users/carol",
+        "/setup/new-user",
+        "/audit",
+        "/audit/export.csv",
+        "/investigate",
+    ):
         response = page.goto(f"/ui/{env}{path}")
         assert response is not None and response.status == 403, path
         expect(page.get_by_role("heading", name="Access denied")).to_be_visible()
@@ -473,42 +491,98 @@ def test_a_session_ends_on_logout_reset_and_password_change(
     expect(page.get_by_text("Logged in as bob", exact=True)).to_be_visible()
 
 
+def test_the_code_step_locks_and_says_how_long_to_wait(
+    server: Server, new_context: NewContext
+) -> None:
+    env = server.new_environment("lock")
+    _api_user(server, env, "bob", BOB_PASSWORD, ["finance"])
+    _api_policy(server, env, require=True)
+    secret = _api_enrol(server, env, "bob", BOB_PASSWORD)
+    page = new_context(java_script_enabled=False).new_page()
+    log_in(page, env, "bob", BOB_PASSWORD)
+    full_width = "\uff11\uff12\uff13\uff14\uff15\uff16"
+    for malformed in ("12345", full_width, "12 3456", "abcdef", "1234567"):
+        page.get_by_label("Code", exact=True).fill(malformed)
+        page.get_by_role("button", name="Verify").click()
+        expect(page.get_by_role("alert")).to_have_text("Invalid code")
+    # Five failures lock the code step, even for the right code, for five minutes.
+    page.get_by_label("Code", exact=True).fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Verify").click()
+    expect(page.get_by_role("alert")).to_have_text(
+        "Too many attempts. Wait 5 minute(s), then try again."
+    )
+    page.get_by_role("link", name="Use a recovery code").click()
+    page.get_by_label("Recovery code").fill("0000-0000-0000-0000")
+    page.get_by_role("button", name="Verify").click()
+    expect(page.get_by_role("alert")).to_contain_text("Too many attempts")
+
+
 # ----- the API, for set-up and checks -----
 
 
+def _api_enrol(server: Server, env: str, username: str, password: str) -> str:
+    base = f"{server.base_url}/v1/environments/{env}/login"
+    step = httpx.post(base, json={"username": username, "password": password}, timeout=30)
+    assert step.json()["status"] == "two_factor_registration_required", step.text
+    token = {"Authorization": f"Bearer {step.json()['login_token']}"}
+    secret = httpx.post(f"{base}/two-factor/registration", headers=token, timeout=30).json()[
+        "secret"
+    ]
+    confirmed = httpx.post(
+        f"{base}/two-factor/registration/confirm",
+        headers=token,
+        json={"code": pyotp.TOTP(secret).now()},
+        timeout=30,
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    return str(secret)
+
+
 def _admin_token(server: Server, env: str) -> dict[str, str]:
-    login = httpx.post(f"{server.base_url}/v1/environments/{env}/login",
-                       json={"username": ADMIN, "password": ADMIN_PASSWORD}, timeout=30)  # fmt: skip
+    login = httpx.post(
+        f"{server.base_url}/v1/environments/{env}/login",
+        json={"username": ADMIN, "password": ADMIN_PASSWORD},
+        timeout=30,
+    )
     assert login.status_code == 200, login.text
     return {"Authorization": f"Bearer {login.json()['access_token']}"}
 
 
 def _api_user(server: Server, env: str, username: str, password: str, groups: list[str]) -> None:
     created = httpx.post(
-        f"{server.base_url}/v1/environments/{env}/users", headers=_admin_token(server, env),
+        f"{server.base_url}/v1/environments/{env}/users",
+        headers=_admin_token(server, env),
         json={"username": username, "password": password, "groups": groups, "roles": []},
         timeout=30,
-    )  # fmt: skip
+    )
     assert created.status_code == 201, created.text
 
 
 def _api_policy(server: Server, env: str, require: bool) -> None:
-    answer = httpx.put(f"{server.base_url}/v1/environments/{env}/policy",
-                       headers=_admin_token(server, env),
-                       json={"require_2fa": require, "groups": []}, timeout=30)  # fmt: skip
+    answer = httpx.put(
+        f"{server.base_url}/v1/environments/{env}/policy",
+        headers=_admin_token(server, env),
+        json={"require_2fa": require, "groups": []},
+        timeout=30,
+    )
     assert answer.status_code == 200, answer.text
 
 
 def _api_reset(server: Server, env: str, username: str) -> None:
     answer = httpx.post(
         f"{server.base_url}/v1/environments/{env}/users/{username}/two-factor/reset",
-        headers=_admin_token(server, env), json={"reason": "test"}, timeout=30,
-    )  # fmt: skip
+        headers=_admin_token(server, env),
+        json={"reason": "test"},
+        timeout=30,
+    )
     assert answer.status_code == 200, answer.text
 
 
 def _api_get(server: Server, env: str, path: str) -> object:
-    answer = httpx.get(f"{server.base_url}/v1/environments/{env}/{path}",
-                       headers=_admin_token(server, env), timeout=30)  # fmt: skip
+    answer = httpx.get(
+        f"{server.base_url}/v1/environments/{env}/{path}",
+        headers=_admin_token(server, env),
+        timeout=30,
+    )
     assert answer.status_code == 200, answer.text
     return answer.json()
