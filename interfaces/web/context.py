@@ -248,6 +248,10 @@ def require_role(session: Session, *roles: str) -> None:
 def start_session(
     web: Web, request: Request, response: Response, env: str, token: str, expires_in: int
 ) -> None:
+    # A new login in this browser replaces its previous session, on the server too.
+    previous = web.sealer.unseal(SESSION_COOKIE, request.cookies.get(SESSION_COOKIE))
+    if previous is not None and isinstance(previous.get("sid"), str):
+        web.sessions.remove(previous["sid"])
     session_id = secrets.token_urlsafe(32)
     now = web.services.clock.now()
     web.sessions.add(session_id, now + timedelta(seconds=expires_in), now)

@@ -104,12 +104,7 @@ def _code_error(web: Web, request: Request, error: AeroError) -> str:
 @router.get("/{env}/login")
 def login_page(env: str, request: Request, web: WebDep, notice: str | None = None) -> Response:
     display_name = _environment_or_404(web, env)
-    try:
-        current_session(env, request, web)
-    except LoginRequired:
-        pass
-    else:
-        return redirect(f"{base(request, env)}/")
+    # Shown even with a live session: logging in as someone else replaces it.
     return render(
         web,
         request,

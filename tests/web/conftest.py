@@ -16,6 +16,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,17 +72,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    """The real server process over a fresh store; 127.0.0.1 is a trusted proxy, so
-    a test can say X-Forwarded-Proto: https as a TLS-terminating proxy would."""
-    tmp = tmp_path_factory.mktemp(f"web-{request.param}")
+@contextmanager
+def serving(kind: str, tmp: Path) -> Iterator[Server]:
+    """``aero-auth serve`` over a fresh store of ``kind``; 127.0.0.1 is a trusted proxy,
+    so a test can say X-Forwarded-Proto: https as a TLS-terminating proxy would."""
     pg_name = None
-    if request.param == "sqlite":
+    if kind == "sqlite":
         path = tmp / "store" / "aero.db"
         database = DatabaseUnderTest("sqlite", f"sqlite:///{path}", sqlite_path=path)
     else:
@@ -115,7 +111,7 @@ def server(
                 pass
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
-        yield Server(request.param, base_url, data_dir, log)
+        yield Server(kind, base_url, data_dir, log)
     finally:
         process.terminate()
         try:
@@ -125,6 +121,17 @@ def server(
             process.wait()
         if pg_name is not None:
             _drop_pg_database(pg_name)
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """One server per store per module."""
+    with serving(request.param, tmp_path_factory.mktemp(f"web-{request.param}")) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
