@@ -52,6 +52,13 @@ from projections.export import csv_lines, jsonl_lines
 router = APIRouter()
 
 PAGE_SIZE = 50
+
+
+def _page_size(limit: int | None) -> int:
+    """``?limit=`` as the API takes it (1-1000), kept in the Next page link."""
+    return PAGE_SIZE if limit is None else min(max(limit, 1), 1000)
+
+
 SHOW = {
     "all": _("All users"),
     "required": _("2FA required"),
@@ -190,18 +197,22 @@ def users(
     session: SessionDep,
     show: str = "all",
     cursor: str | None = None,
+    limit: int | None = None,
 ) -> Response:
     require_role(session, "admin")
     if show not in SHOW:
         show = "all"
+    size = _page_size(limit)
     try:
-        page = _read_models(web).list_users(env, show, PAGE_SIZE, cursor)
+        page = _read_models(web).list_users(env, show, size, cursor)
     except InvalidCursorError:
-        page = _read_models(web).list_users(env, show, PAGE_SIZE, None)
+        page = _read_models(web).list_users(env, show, size, None)
+    paging = {} if limit is None else {"limit": str(size)}
     now = web.services.clock.now()
     rows = [UserView.of_row(row, now) for row in page.items]
     next_url = (
-        f"{base(request, env)}/users?{urlencode({'show': show, 'cursor': page.next_cursor})}"
+        f"{base(request, env)}/users?"
+        f"{urlencode({'show': show, **paging, 'cursor': page.next_cursor})}"
         if page.next_cursor
         else None
     )
@@ -404,8 +415,11 @@ def audit_log(
     since: str = "",
     until: str = "",
     cursor: str | None = None,
+    limit: int | None = None,
 ) -> Response:
     require_role(session, "auditor")
+    size = _page_size(limit)
+    paging = {} if limit is None else {"limit": str(size)}
     filters = {
         "username": username,
         "type": type,
@@ -416,15 +430,15 @@ def audit_log(
     error = None
     try:
         query = _audit_query(env, username, type, outcome, since, until)
-        page = _read_models(web).audit(query, PAGE_SIZE, cursor)
+        page = _read_models(web).audit(query, size, cursor)
     except (InvalidInputError, InvalidTimestampError, InvalidCursorError) as e:
         error = e.detail if isinstance(e, AeroError) else str(e)
         query = AuditQuery(environment=env)
-        page = _read_models(web).audit(query, PAGE_SIZE, None)
+        page = _read_models(web).audit(query, size, None)
         filters = {key: "" for key in filters}
     shown = {key: value for key, value in filters.items() if value}
     next_url = (
-        f"{base(request, env)}/audit?{urlencode({**shown, 'cursor': page.next_cursor})}"
+        f"{base(request, env)}/audit?{urlencode({**shown, **paging, 'cursor': page.next_cursor})}"
         if page.next_cursor
         else None
     )

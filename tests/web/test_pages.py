@@ -51,6 +51,34 @@ def test_the_seed_story_without_javascript(server: Server, new_context: NewConte
     run_story(server, new_context(java_script_enabled=False), screenshots=False)
 
 
+def test_users_and_the_audit_log_page_with_next_page(
+    server: Server, new_context: NewContext
+) -> None:
+    env = server.new_environment("paging")
+    api_user(server, env, "bob", BOB_PASSWORD, ["finance"])
+    api_user(server, env, "carol", CAROL_PASSWORD, ["sales"])
+    page = new_context().new_page()
+    log_in(page, env, ADMIN, ADMIN_PASSWORD)
+    page.goto(f"/ui/{env}/users?limit=2")
+    table = page.get_by_role("table")
+    expect(table.get_by_role("link")).to_have_text(["alice", "bob"])
+    page.get_by_role("link", name="Next page").click()
+    expect(table.get_by_role("link")).to_have_text(["carol"])
+    expect(page.get_by_role("link", name="Next page")).to_have_count(0)
+
+    page.goto(f"/ui/{env}/audit?limit=3")
+    page.get_by_label("Type").select_option("user_created")
+    page.get_by_role("button", name="Filter").click()
+    rows = page.get_by_role("table").get_by_role("row")
+    expect(rows).to_have_count(4)  # the header and alice, bob, carol
+    page.goto(f"/ui/{env}/audit?type=user_created&limit=2")
+    expect(rows.nth(1)).to_contain_text("alice")
+    page.get_by_role("link", name="Next page").click()
+    expect(rows).to_have_count(2)
+    expect(rows.nth(1)).to_contain_text("carol")
+    assert "type=user_created" in page.url
+
+
 # ----- keyboard -----
 
 
