@@ -37,6 +37,7 @@ from interfaces.keys import KeyConfigurationError, decode_key, read_or_create
 from interfaces.settings import Settings, from_environment
 from interfaces.signing_keys import load_previous_key, load_signing_key
 from interfaces.tokens import TokenService
+from interfaces.web.sessions import PostgresSessionList, Sealer, SessionList, SQLiteSessionList
 from projections.api import ReadModels
 from projections.dialects import advisory_key
 from projections.lease import CONNECTION_OPTIONS
@@ -298,6 +299,9 @@ class Container:
     operator_token: str
     proxies: TrustedProxies
     read_models: ReadModels | None
+    # The web UI's cookie sealer and, opened on its first page, its list of sessions.
+    web_sealer: Sealer
+    open_web_sessions: Callable[[], SessionList]
 
     def close(self) -> None:
         try:
@@ -323,7 +327,28 @@ def build_container(
     except BaseException:
         application.close()
         raise
-    return Container(settings, clock, application, tokens, operator, proxies, models)
+    return Container(
+        settings,
+        clock,
+        application,
+        tokens,
+        operator,
+        proxies,
+        models,
+        web_sealer=Sealer.from_signing_key(load_signing_key(settings)),
+        open_web_sessions=partial(web_sessions, Store.from_url(settings.database_url)),
+    )
+
+
+def web_sessions(store: Store) -> SessionList:
+    """The web UI's sessions, beside the event store: a SQLite file next to its file,
+    or a table in its PostgreSQL database."""
+    if store.kind == "sqlite":
+        assert store.sqlite_path is not None
+        return SQLiteSessionList(
+            store.sqlite_path.with_name(store.sqlite_path.stem + "-web-sessions.db")
+        )
+    return PostgresSessionList(store)
 
 
 def http_app(

@@ -41,6 +41,10 @@ and the roles. Errors are `{"error": code, "detail": text}`.
 def create_app(wire: Callable[[], Container], *, max_request_bytes: int) -> FastAPI:
     """An app over what ``wire`` (the composition root) builds; nothing is opened until it
     starts."""
+    # The web UI builds on this package (deps, services): imported here, so that
+    # either package may be imported first.
+    from interfaces.web import close_web_ui, create_web_ui
+
     metrics = Metrics()
 
     @asynccontextmanager
@@ -53,6 +57,7 @@ def create_app(wire: Callable[[], Container], *, max_request_bytes: int) -> Fast
             yield
         finally:
             app.state.services = None
+            await run_in_threadpool(close_web_ui, ui)
             await run_in_threadpool(services.close)
 
     app = FastAPI(
@@ -75,4 +80,7 @@ def create_app(wire: Callable[[], Container], *, max_request_bytes: int) -> Fast
     # platform's probes (paths never overlap, so the order changes nothing else).
     for module in (login, operations, me, environments, policy, users, audit, introspection):
         app.include_router(module.router)
+    # The web UI: the same services, pages under /ui/{env}/.
+    ui = create_web_ui(lambda: app.state.services)
+    app.mount("/ui", ui)
     return app

@@ -27,6 +27,10 @@ class TrustedProxies:
             return False
         return any(ip in network for network in self._networks)
 
+    def trusts(self, address: str) -> bool:
+        """Whether ``address`` is one of our proxies (whose X-Forwarded-* we believe)."""
+        return self._trusted(address)
+
     def client_ip(self, peer: str | None, forwarded_for: Sequence[str]) -> str | None:
         if peer is None or not self._networks or not self._trusted(peer):
             return peer
