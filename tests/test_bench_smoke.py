@@ -57,3 +57,32 @@ def test_benchmark_runs_and_prints_its_figures_and_command(script: str) -> None:
     assert f"bench/{script}" in done.stdout
     for figure in figures:
         assert figure in done.stdout, (figure, done.stdout)
+
+
+@pytest.mark.slow
+def test_versus_peer_serves_both_parties_on_sqlite_and_prints_the_table() -> None:
+    # CI's smoke of the comparison: every party logs users in without an
+    # error and the figures are printed; how fast says nothing here.
+    done = subprocess.run(
+        [sys.executable, "bench/versus_peer.py", "--store", "sqlite", "--seconds", "1",
+         "--users", "40", "--yardstick", "0.3", "--concurrency", "4"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"command: cd {ROOT} && " in done.stdout
+    assert "bench/versus_peer.py --store sqlite" in done.stdout
+    assert "'m=19456,t=2,p=1'" in done.stdout  # the peer's stored hash
+    runs = [line for line in done.stdout.splitlines() if " full logins in " in line]
+    assert [line.split(", ")[1].split(":")[0] for line in runs] == [
+        "aero-auth", "peer sync", "peer gthread"
+    ], done.stdout  # fmt: skip
+    for line in runs:
+        assert line.endswith("errors 0"), line
+    for figure in ["server processes:", "MiB RSS", "CPU per login", "load generator",
+                   "| aero-auth |", "| peer sync |", "| peer gthread |",
+                   "target logins/s", "target p99", "target server RSS"]:  # fmt: skip
+        assert figure in done.stdout, (figure, done.stdout)
