@@ -46,7 +46,7 @@ if os.environ.get("PEER_DB", "sqlite") == "postgres":
         }
     }
 else:
-    DATABASES: dict[str, dict[str, Any]] = {
+    DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": os.environ["PEER_SQLITE_PATH"],
