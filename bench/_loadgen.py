@@ -66,15 +66,17 @@ class RawResponse:
 
 
 # uvicorn closes a keep-alive connection after 5 s without a request; one idle
-# that long may be closing as we send on it, so it is replaced instead.
+# that long may be closing as we send on it, so it is replaced instead
+# (``idle_limit`` in the config for a server that closes sooner).
 IDLE_LIMIT = 4.0
 
 
 class RawClient:
     """Keep-alive HTTP/1.1 over asyncio streams: a pool of ``size`` connections."""
 
-    def __init__(self, base_url: str, size: int) -> None:
+    def __init__(self, base_url: str, size: int, idle_limit: float = IDLE_LIMIT) -> None:
         url = urlsplit(base_url)
+        self.idle_limit = idle_limit
         self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
         self.size = size
         self._host_header = f"Host: {url.netloc}\r\n".encode()
@@ -95,7 +97,7 @@ class RawClient:
         if self._idle.empty() and self._opened < self.size:
             return await self._open()
         reader, writer, last_used = await self._idle.get()
-        if time.monotonic() - last_used > IDLE_LIMIT:
+        if time.monotonic() - last_used > self.idle_limit:
             writer.close()
             self._opened -= 1
             return await self._open()
@@ -124,16 +126,24 @@ class RawClient:
             writer.write(b"".join(head) + body)
             status_line, _, rest = (await reader.readuntil(b"\r\n\r\n")).partition(b"\r\n")
             length = 0
+            close = False
             for line in rest.split(b"\r\n"):
                 name, _, value = line.partition(b":")
-                if name.lower() == b"content-length":
+                name = name.lower()
+                if name == b"content-length":
                     length = int(value)
+                elif name == b"connection":
+                    close = value.strip().lower() == b"close"
             content = await reader.readexactly(length)
         except (OSError, asyncio.IncompleteReadError, ValueError) as e:
             writer.close()
             self._opened -= 1
             raise httpx.TransportError(f"{type(e).__name__}: {e}") from e
-        self._idle.put_nowait((reader, writer, time.monotonic()))
+        if close:  # a server without keep-alive (gunicorn's sync workers)
+            writer.close()
+            self._opened -= 1
+        else:
+            self._idle.put_nowait((reader, writer, time.monotonic()))
         return RawResponse(int(status_line.split(b" ", 2)[1]), content)
 
     async def post(
@@ -181,6 +191,7 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
             errors["no user with an unused time step"] += 1
             await asyncio.sleep(0.05)
             return False
+        previous = last_step.get(name)
         last_step[name] = step
         r = await client.post(f"/v1/environments/{ENV}/login",
                               json={"username": name, "password": PASSWORD})  # fmt: skip
@@ -188,6 +199,11 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
             errors[f"password step {r.status_code}: {r.text[:80]}"] += 1
             return False
         token = r.json()["login_token"]
+        # The code a person would type now: a slow password step (seconds, on
+        # an overloaded machine) may have let the chosen step leave the window.
+        fresh = usable_step(previous)
+        if fresh is not None and fresh > step and last_step[name] == step:
+            step = last_step[name] = fresh
         r = await client.post(
             f"/v1/environments/{ENV}/login/two-factor",
             json={"code": totp(name).at(step * 30)},
@@ -231,7 +247,7 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
     ok = 0
     kind = config.get("client", "raw")
     client_cm: Any = (
-        RawClient(base, concurrency)
+        RawClient(base, concurrency, float(config.get("idle_limit", IDLE_LIMIT)))
         if kind == "raw"
         else httpx.AsyncClient(base_url=base, limits=limits, timeout=60)
     )
