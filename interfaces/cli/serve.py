@@ -136,14 +136,24 @@ def serve(
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
 ) -> None:
-    """Serve the HTTP API; settings come from AERO_* environment variables."""
+    """Serve the HTTP API; creates the store, keys and operator token on first start.
+
+    Settings come from AERO_* environment variables: the README's "Settings"
+    table lists each with its default (AERO_DATABASE_URL, AERO_DATA_DIR,
+    AERO_SECRET_KEY, ...). Exit status 3 when they cannot be used or the
+    store cannot be reached.
+    """
     bound_malloc_arenas()
     # Imported here, not at the top: each worker imports this module to unpickle its
     # socket before it answers uvicorn's health check (5 s), and the root imports
     # the whole HTTP app.
-    from interfaces.composition import load_settings, prepare_first_start
+    from interfaces.cli.exits import configuration_errors
+    from interfaces.composition import check_store, load_settings, prepare_first_start
 
-    prepare_first_start(load_settings())
+    with configuration_errors():
+        settings = load_settings()
+        check_store(settings, must_exist=False)
+        prepare_first_start(settings)
     share_cores(workers)
     run(
         FACTORY,
