@@ -17,6 +17,7 @@ from interfaces.composition import (
     build_investigator,
     check_store,
     load_settings,
+    secret_box,
 )
 from interfaces.settings import Settings
 
@@ -78,6 +79,7 @@ def create(
         fail(f"{e.code}: {e.detail}", USAGE)
     with configuration_errors():
         settings = load_settings()
+        secret_box(settings)  # a key that cannot be used is refused before the password
         _refuse_existing(settings, slug)
     password = _password(admin, password_stdin)
     with configuration_errors():
