@@ -1,25 +1,25 @@
 """The ``aero-auth`` command.
 
 Each command group lives in its own module; adding one is an import and
-one ``app.add_typer(...)`` (or ``app.command(...)``) line below.
+one ``app.add_typer(...)`` (or ``app.command(...)``) line in ``build`` below.
+
+The command tree is built on first use, not at import: each worker that
+``serve --workers N`` spawns imports the ``aero-auth`` script, and so this
+module, before it answers uvicorn's health check (5 s). Importing every
+command pulls in the whole service (the HTTP app, both stores' drivers): 17 s
+on a loaded two-core machine, and uvicorn killed those workers as hung.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from interfaces.cli import environments, exits, serve, views
-from interfaces.cli.investigate import investigate_app
-
-app = typer.Typer(
-    name="aero-auth",
-    help="Event-sourced two-factor authentication for Aero.\n\n" + exits.SUMMARY,
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,  # locals may hold passwords
-)
+if TYPE_CHECKING:
+    app: typer.Typer
 
 
 def _show_version(value: bool) -> None:
@@ -31,7 +31,6 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _options(
     show_version: Annotated[
         bool,
@@ -43,14 +42,34 @@ def _options(
     """Event-sourced two-factor authentication for Aero."""
 
 
-app.command("serve")(serve.serve)
-app.add_typer(environments.app, name="environments")
-app.add_typer(investigate_app, name="investigate")
-views.register(app)
+@cache
+def build() -> typer.Typer:
+    """The command tree, built once."""
+    from interfaces.cli import environments, exits, serve, views
+    from interfaces.cli.investigate import investigate_app
+
+    tree = typer.Typer(
+        name="aero-auth",
+        help="Event-sourced two-factor authentication for Aero.\n\n" + exits.SUMMARY,
+        no_args_is_help=True,
+        pretty_exceptions_show_locals=False,  # locals may hold passwords
+    )
+    tree.callback()(_options)
+    tree.command("serve")(serve.serve)
+    tree.add_typer(environments.app, name="environments")
+    tree.add_typer(investigate_app, name="investigate")
+    views.register(tree)
+    return tree
+
+
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":  # ``from interfaces.cli.main import app`` builds the tree
+        return build()
+    raise AttributeError(name)
 
 
 def main() -> None:
-    app()
+    build()()
 
 
 if __name__ == "__main__":

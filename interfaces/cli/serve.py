@@ -15,6 +15,7 @@ from uvicorn.config import LOGGING_CONFIG, STARTUP_FAILURE, Config
 from uvicorn.supervisors import Multiprocess
 
 FACTORY = "interfaces.composition:http_app_from_environment"
+WORKER_HEALTHCHECK_SECONDS = 30
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -145,8 +146,8 @@ def serve(
     """
     bound_malloc_arenas()
     # Imported here, not at the top: each worker imports this module to unpickle its
-    # socket before it answers uvicorn's health check (5 s), and the root imports
-    # the whole HTTP app.
+    # socket before it answers uvicorn's health check, and the root imports the whole
+    # HTTP app.
     from interfaces.cli.exits import configuration_errors
     from interfaces.composition import check_store, load_settings, prepare_first_start
 
@@ -172,9 +173,29 @@ def serve(
 def run(factory: str, *, host: str, port: int, workers: int, **options: Any) -> None:
     """``uvicorn.run`` of an app factory, each of several workers on a socket of its own."""
     if workers == 1 or not spreads_connections():
-        uvicorn.run(factory, factory=True, host=host, port=port, workers=workers, **options)
+        uvicorn.run(
+            factory,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+            **options,
+        )
         return
-    config = Config(factory, factory=True, host=host, port=port, workers=workers, **options)
+    # A worker answers uvicorn's health check from a thread of its own, but only once it
+    # has imported what unpickling its socket needs; on a loaded machine that took over
+    # uvicorn's default 5 s, and uvicorn killed the worker as hung. A hung worker still
+    # goes, after 30 s.
+    config = Config(
+        factory,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+        **options,
+    )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         claim = _claim(family, (host, port))
