@@ -24,6 +24,7 @@ import psycopg
 from eventsourcing.postgres import PostgresDatastore
 from fastapi import FastAPI
 from pydantic import SecretStr, ValidationError
+from pydantic_settings import SettingsError
 
 from application.clock import Clock, SystemClock
 from application.passwords import Argon2Hasher, Argon2Parameters
@@ -51,14 +52,30 @@ class ConfigurationError(Exception):
     """The AERO_* settings cannot be used; the message names the setting."""
 
 
+class StoreNotFoundError(ConfigurationError):
+    """The configured event store does not exist, and this command does not create one."""
+
+
 def load_settings() -> Settings:
     """Settings from the AERO_* environment variables, defaults for the rest."""
     try:
         return from_environment()
     except ValidationError as e:
         first = e.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ConfigurationError(f"AERO_{where.upper()}: {first['msg']}") from None
+        field = str(first["loc"][0]) if first["loc"] else ""
+        raise ConfigurationError(
+            f"AERO_{field.upper()}: {first['msg']}{_expected(field)}"
+        ) from None
+    except SettingsError as e:  # a value that is not the JSON its field needs
+        field = next((f for f in Settings.model_fields if f'"{f}"' in str(e)), "")
+        raise ConfigurationError(
+            f"AERO_{field.upper()} cannot be parsed{_expected(field)}"
+        ) from None
+
+
+def _expected(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    return f" (expected: {info.description})" if info and info.description else ""
 
 
 @dataclass(frozen=True)
@@ -93,6 +110,20 @@ class Store:
                 dbname=parsed.path.strip("/"),
             )
         raise ValueError(f"AERO_DATABASE_URL must be sqlite:/// or postgresql://, not {url!r}")
+
+    @classmethod
+    def configured(cls, settings: Settings) -> Store:
+        try:
+            return cls.from_url(settings.database_url)
+        except ValueError as e:
+            raise ConfigurationError(str(e)) from None
+
+    def describe(self) -> str:
+        """Where the store is, never with its password."""
+        if self.kind == "sqlite":
+            assert self.sqlite_path is not None
+            return str(self.sqlite_path.resolve())
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.dbname}"
 
     def sqlite_view_paths(self) -> list[Path]:
         """The read models' SQLite files beside the event store's (projections.views)."""
@@ -218,8 +249,51 @@ def schema_lock(store: Store) -> Iterator[None]:
         yield
 
 
+EVENTS_TABLE = "aeroauth_events"  # the library's name for AeroAuth's events
+
+
+def check_store(settings: Settings, *, must_exist: bool = True) -> Store:
+    """The configured store, after checking it can be reached and, when ``must_exist``,
+    that it holds an event store: only the commands that create a store may get a new
+    empty one (a mistyped path or another working directory would otherwise pass).
+    ConfigurationError (StoreNotFoundError) says what is wrong."""
+    store = Store.configured(settings)
+    if store.kind == "sqlite":
+        assert store.sqlite_path is not None
+        if must_exist and not store.sqlite_path.is_file():
+            raise StoreNotFoundError(
+                f"no event store at {store.describe()} (AERO_DATABASE_URL="
+                f"{settings.database_url}, relative to {Path.cwd()}): only `aero-auth serve` "
+                "and `aero-auth environments create` create one"
+            )
+        return store
+    try:
+        with psycopg.connect(
+            host=store.host,
+            port=store.port,
+            user=store.user,
+            password=store.password,
+            dbname=store.dbname,
+            connect_timeout=10,
+        ) as conn:
+            row = conn.execute("SELECT to_regclass(%s)", (EVENTS_TABLE,)).fetchone()
+    except psycopg.Error as e:
+        reason = " ".join(line.strip() for line in str(e).splitlines()) or type(e).__name__
+        raise ConfigurationError(
+            f"cannot reach PostgreSQL at {store.describe()}: {reason} "
+            "(expected a reachable server and database in AERO_DATABASE_URL)"
+        ) from None
+    if must_exist and (row is None or row[0] is None):
+        raise StoreNotFoundError(
+            f"no event store in {store.describe()} (no table {EVENTS_TABLE}): only "
+            "`aero-auth serve` and `aero-auth environments create` create one"
+        )
+    return store
+
+
 def build_application(settings: Settings, clock: Clock | None = None) -> AeroAuth:
-    store = Store.from_url(settings.database_url)
+    store = Store.configured(settings)
+    box = secret_box(settings)  # a bad key is refused before any store file is made
     with schema_lock(store):
         return AeroAuth(
             store.eventsourcing_env(settings.postgres_pool_size),
@@ -232,7 +306,7 @@ def build_application(settings: Settings, clock: Clock | None = None) -> AeroAut
                 ),
                 concurrency=settings.hash_concurrency,
             ),
-            secret_box=secret_box(settings),
+            secret_box=box,
             security=security_policy(settings),
         )
 
@@ -241,7 +315,7 @@ def build_views(settings: Settings, pool_size: int | None = None) -> Views:
     """The views of the configured store: in its PostgreSQL database, or in files beside
     its SQLite file. On PostgreSQL they share a pool of their own, ``pool_size``
     connections (the configured size by default)."""
-    store = Store.from_url(settings.database_url)
+    store = Store.configured(settings)
     if store.kind == "sqlite":
         assert store.sqlite_path is not None
         store.sqlite_path.parent.mkdir(parents=True, exist_ok=True)  # as the event store's
@@ -396,11 +470,6 @@ def build_investigator(settings: Settings) -> AeroAuth:
     the real one, and no key file created in the data directory. A SQLite
     store that does not exist is an error, not a new empty store.
     """
-    try:
-        store = Store.from_url(settings.database_url)
-    except ValueError as e:
-        raise ConfigurationError(str(e)) from None
-    if store.kind == "sqlite" and store.sqlite_path and not store.sqlite_path.exists():
-        raise ConfigurationError(f"no event store at {store.sqlite_path}: set AERO_DATABASE_URL")
+    check_store(settings)
     throwaway = base64.b64encode(secrets.token_bytes(32)).decode()
     return build_application(settings.model_copy(update={"secret_key": SecretStr(throwaway)}))

@@ -44,7 +44,12 @@ def decode_key(encoded: str, source: str) -> bytes:
     try:
         key = base64.b64decode(encoded.strip(), validate=True)
     except (binascii.Error, ValueError) as e:
-        raise KeyConfigurationError(f"{source} is not base64") from e
+        raise KeyConfigurationError(
+            f"{source} is not base64 (expected base64 of 32 random bytes: openssl rand -base64 32)"
+        ) from e
     if len(key) != 32:
-        raise KeyConfigurationError(f"{source} must decode to 32 bytes (256 bits)")
+        raise KeyConfigurationError(
+            f"{source} decodes to {len(key)} bytes (expected base64 of 32 bytes: "
+            "openssl rand -base64 32)"
+        )
     return key

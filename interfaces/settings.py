@@ -41,7 +41,9 @@ class Settings(BaseSettings):
     login_token_ttl_seconds: int = Field(300, ge=10, le=300)
     access_token_ttl_seconds: int = Field(3600, ge=60)
     trusted_proxies: list[str] = Field(
-        default_factory=list, description="IPs or CIDRs whose X-Forwarded-For is honoured"
+        default_factory=list,
+        description='a JSON list of IPs or CIDRs, e.g. ["10.0.0.0/8"], whose X-Forwarded-For '
+        "is honoured",
     )
     postgres_pool_size: int = Field(5, ge=1)
     token_signing_key_file: Path | None = Field(

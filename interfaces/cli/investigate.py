@@ -24,7 +24,8 @@ investigate_app = typer.Typer(
         "Configured like the server (AERO_DATABASE_URL); reads only. Output is a table; "
         "--json prints JSON for scripts. Instants are RFC 3339 (2026-03-03T10:00:00Z or "
         "any offset), shown in UTC. Exit status: 1 when the environment or user did not "
-        "exist (yet), 2 for bad input such as a malformed or future instant. "
+        "exist (yet), 2 for bad input such as a malformed or future instant, 3 when the "
+        "settings cannot be used or the store is missing or unreachable. "
         "replay copies every read model as at an instant into a new SQLite file; verify "
         "rebuilds the read models and compares them with the live ones."
     ),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -24,13 +24,16 @@ from domain.errors import (
     UserNotFoundError,
 )
 from domain.instants import parse_rfc3339
+from interfaces.cli.exits import CONFIGURATION, FINDING, USAGE
+from interfaces.cli.exits import fail as fail  # the commands of investigate fail through it
 from interfaces.composition import ConfigurationError, build_investigator, load_settings
 from interfaces.keys import KeyConfigurationError
 from interfaces.settings import Settings
 from projections.batches import ProgressCallback
 
-NOT_FOUND = 1
-BAD_INPUT = 2
+# The shared exit statuses (interfaces/cli/exits.py) under the names these commands use.
+NOT_FOUND = FINDING
+BAD_INPUT = USAGE
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 AtOption = Annotated[
@@ -38,11 +41,6 @@ AtOption = Annotated[
 ]
 EnvArgument = Annotated[str, typer.Argument(help="The environment's slug.", show_default=False)]
 UserArgument = Annotated[str, typer.Argument(help="The username (any case).", show_default=False)]
-
-
-def fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"aero-auth investigate: {message}", err=True)
-    raise typer.Exit(code=code)
 
 
 def parse_instant(value: str, name: str = "--at") -> datetime:
@@ -57,7 +55,7 @@ def configured_settings() -> Settings:
     try:
         return load_settings()
     except ConfigurationError as e:
-        fail(f"configuration: {e}", BAD_INPUT)
+        fail(f"configuration: {e}", CONFIGURATION)
 
 
 @contextmanager
@@ -67,9 +65,9 @@ def opened_application(settings: Settings | None = None) -> Iterator[AeroAuth]:
     try:
         app = build_investigator(settings or configured_settings())
     except (ConfigurationError, KeyConfigurationError) as e:
-        fail(f"configuration: {e}", BAD_INPUT)
+        fail(f"configuration: {e}", CONFIGURATION)
     except Exception as e:  # the store is unreachable or refuses us: say why, then stop
-        fail(f"cannot open the event store: {type(e).__name__}: {e}", NOT_FOUND)
+        fail(f"cannot open the event store: {type(e).__name__}: {e}", CONFIGURATION)
     try:
         yield app
     except (EnvironmentNotFoundError, UserNotFoundError) as e:

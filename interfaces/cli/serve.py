@@ -15,6 +15,7 @@ from uvicorn.config import LOGGING_CONFIG, STARTUP_FAILURE, Config
 from uvicorn.supervisors import Multiprocess
 
 FACTORY = "interfaces.composition:http_app_from_environment"
+WORKER_HEALTHCHECK_SECONDS = 30
 
 logger = logging.getLogger("uvicorn.error")
 
@@ -136,14 +137,24 @@ def serve(
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
 ) -> None:
-    """Serve the HTTP API; settings come from AERO_* environment variables."""
+    """Serve the HTTP API; creates the store, keys and operator token on first start.
+
+    Settings come from AERO_* environment variables: the README's "Settings"
+    table lists each with its default (AERO_DATABASE_URL, AERO_DATA_DIR,
+    AERO_SECRET_KEY, ...). Exit status 3 when they cannot be used or the
+    store cannot be reached.
+    """
     bound_malloc_arenas()
     # Imported here, not at the top: each worker imports this module to unpickle its
-    # socket before it answers uvicorn's health check (5 s), and the root imports
-    # the whole HTTP app.
-    from interfaces.composition import load_settings, prepare_first_start
+    # socket before it answers uvicorn's health check, and the root imports the whole
+    # HTTP app.
+    from interfaces.cli.exits import configuration_errors
+    from interfaces.composition import check_store, load_settings, prepare_first_start
 
-    prepare_first_start(load_settings())
+    with configuration_errors():
+        settings = load_settings()
+        check_store(settings, must_exist=False)
+        prepare_first_start(settings)
     share_cores(workers)
     run(
         FACTORY,
@@ -162,9 +173,29 @@ def serve(
 def run(factory: str, *, host: str, port: int, workers: int, **options: Any) -> None:
     """``uvicorn.run`` of an app factory, each of several workers on a socket of its own."""
     if workers == 1 or not spreads_connections():
-        uvicorn.run(factory, factory=True, host=host, port=port, workers=workers, **options)
+        uvicorn.run(
+            factory,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+            **options,
+        )
         return
-    config = Config(factory, factory=True, host=host, port=port, workers=workers, **options)
+    # A worker answers uvicorn's health check from a thread of its own, but only once it
+    # has imported what unpickling its socket needs; on a loaded machine that took over
+    # uvicorn's default 5 s, and uvicorn killed the worker as hung. A hung worker still
+    # goes, after 30 s.
+    config = Config(
+        factory,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+        **options,
+    )
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
         claim = _claim(family, (host, port))

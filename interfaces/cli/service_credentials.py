@@ -11,7 +11,8 @@ import typer
 from application.service_credentials import ServiceCredentials
 from domain.errors import AeroError
 from domain.origin import Origin, originating
-from interfaces.composition import build_application, load_settings
+from interfaces.cli.exits import FINDING, configuration_errors, fail
+from interfaces.composition import build_application, check_store, load_settings
 
 app = typer.Typer(
     help="Credentials with which other services call token introspection.",
@@ -24,13 +25,15 @@ Name = Annotated[str, typer.Option("--name", help="the calling service, e.g. bil
 
 @contextmanager
 def _credentials() -> Iterator[ServiceCredentials]:
-    application = build_application(load_settings())
+    with configuration_errors():
+        settings = load_settings()
+        check_store(settings)
+        application = build_application(settings)
     try:
         with originating(Origin(actor="operator", ip=None, user_agent="aero-auth cli")):
             yield ServiceCredentials(application)
     except AeroError as e:
-        typer.echo(f"error: {e.code}: {e.detail}", err=True)
-        raise typer.Exit(1) from None
+        fail(f"{e.code}: {e.detail}", FINDING)
     finally:
         application.close()
 

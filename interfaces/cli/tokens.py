@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from interfaces.composition import ConfigurationError, load_settings
-from interfaces.keys import KeyConfigurationError
+from interfaces.cli.exits import FINDING, configuration_errors, fail
+from interfaces.composition import load_settings
 from interfaces.signing_keys import RotationTooSoonError, rotate_signing_key
 
 app = typer.Typer(help="Manage the token signing keys.", no_args_is_help=True)
@@ -30,11 +30,12 @@ def rotate(
     Tokens signed before stay valid until they expire. Restart the servers
     afterwards: they read the keys when they start.
     """
-    try:
-        rotation = rotate_signing_key(load_settings(), datetime.now(UTC), force=force)
-    except (RotationTooSoonError, KeyConfigurationError, ConfigurationError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from None
+    with configuration_errors():
+        settings = load_settings()
+        try:
+            rotation = rotate_signing_key(settings, datetime.now(UTC), force=force)
+        except RotationTooSoonError as e:
+            fail(str(e), FINDING)
     typer.echo(f"signing key:  {rotation.current_kid} ({rotation.current_path})")
     typer.echo(f"previous key: {rotation.previous_kid} ({rotation.previous_path}, verifies only)")
     typer.echo("restart every aero-auth server process so that it signs with the new key")

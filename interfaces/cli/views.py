@@ -13,12 +13,21 @@ from eventsourcing.application import Application
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from interfaces.composition import build_application, build_views, load_settings
+from domain.errors import EnvironmentNotFoundError
+from interfaces.cli.exits import FINDING, configuration_errors, fail
+from interfaces.composition import (
+    build_application,
+    build_investigator,
+    build_views,
+    check_store,
+    load_settings,
+)
 from projections.api import ChainReport
 from projections.audit import verify_chain
 from projections.batches import ProgressCallback
 from projections.live import LiveReadModels
 from projections.rebuild import rebuild_view
+from projections.verify import MissingViewError, require_built
 from projections.views import Views
 
 
@@ -80,8 +89,10 @@ def project() -> None:
     For deployments that run several API processes and one projector. Exits 1
     if a view stopped on an event it cannot process, naming the position.
     """
-    settings = load_settings()
-    application = build_application(settings)
+    with configuration_errors():
+        settings = load_settings()
+        check_store(settings)
+        application = build_application(settings)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -102,8 +113,10 @@ def rebuild(
 
     The live view keeps serving until the switch; safe while the service runs.
     """
-    settings = load_settings()
-    application = build_application(settings)
+    with configuration_errors():
+        settings = load_settings()
+        check_store(settings)
+        application = build_application(settings)
     try:
         with Progress(
             TextColumn(f"rebuilding {view.value}"),
@@ -126,8 +139,26 @@ def rebuild(
 def verify_audit(
     environment: Annotated[str, typer.Argument(help="the environment's slug")],
 ) -> None:
-    """Check the audit log's hash chain (SECURITY.md 19); exit 1 naming the first broken entry."""
-    report = check_audit_chain(build_views(load_settings(), pool_size=2), environment)
+    """Check the audit log's hash chain (SECURITY.md 19); exit 1 naming the first broken entry.
+
+    Exit 1 too for an environment that does not exist, 3 for a store that does not.
+    """
+    with configuration_errors():
+        settings = load_settings()
+        investigator = build_investigator(settings)  # refuses a store that does not exist
+    try:
+        investigator.environment(environment)
+    except EnvironmentNotFoundError as e:
+        fail(e.detail, FINDING)
+    finally:
+        investigator.close()
+    views = build_views(settings, pool_size=2)
+    try:
+        require_built(views)
+    except MissingViewError as e:
+        views.close()
+        fail(str(e), FINDING)
+    report = check_audit_chain(views, environment)
     if report.intact:
         print(f"{environment}: {report.entries_checked} entries, hash chain intact")
         return

@@ -77,9 +77,9 @@ def test_writers_wait_for_another_process_and_reads_go_past_them(
         writers = [attempt(app, clock, "first"), attempt(app, clock, "second")]
         time.sleep(0.3)
         assert all(w.is_alive() for w in writers)
-        started = time.monotonic()
         assert len(app.recorder.select_notifications(0, 10)) == 1
-        assert time.monotonic() - started < 1.0
+        # Answered while the other process still holds the lock: reads do not take it.
+        assert all(w.is_alive() for w in writers)
     for writer in writers:
         writer.join(timeout=5)
         assert not writer.is_alive()
@@ -109,7 +109,7 @@ def test_a_writer_gives_up_after_the_lock_timeout_as_sqlite_would(
         started = time.monotonic()
         with pytest.raises(OperationalError, match="database is locked"):
             app.save(UnknownUserLogin.record("acme", "late", clock.now()))
-        assert 0.3 <= time.monotonic() - started < 2
+        assert time.monotonic() - started >= 0.3  # it waited for the timeout, then gave up
     app.save(UnknownUserLogin.record("acme", "later", clock.now()))
     assert len(app.recorder.select_notifications(0, 10)) == 1
 
@@ -137,9 +137,7 @@ def test_the_lock_file_takes_the_databases_permissions_and_serves_read_only(
     assert len(app.recorder.select_notifications(0, 10)) == 2
 
 
-def test_closing_the_application_lets_go_of_the_lock_file(
-    app: AeroAuth, clock: FixedClock
-) -> None:
+def test_closing_the_application_lets_go_of_the_lock_file(app: AeroAuth, clock: FixedClock) -> None:
     app.save(UnknownUserLogin.record("acme", "first", clock.now()))
     lock = recorder_of(app).writer_lock
     opened = os.readlink(f"/proc/self/fd/{lock._fd}") if lock._fd is not None else None

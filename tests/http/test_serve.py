@@ -77,8 +77,9 @@ def test_two_workers_each_serve_a_share_of_a_burst_of_connections(
     with serving(database, tmp_path, workers=2) as server:
         port = httpx.URL(server.base_url).port
         assert port is not None
-        # Ready is one worker's answer; a worker listens once its startup is done.
-        deadline = time.monotonic() + 30
+        # Ready is one worker's answer; a worker listens once its startup is done,
+        # which on a loaded machine took over 30 s (importing the service alone: 17 s).
+        deadline = time.monotonic() + 180
         while len(_tcp(port, "0A")) < 2:
             assert time.monotonic() < deadline, server.log.read_text()
             time.sleep(0.05)

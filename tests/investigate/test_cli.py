@@ -199,7 +199,7 @@ def test_a_missing_sqlite_store_is_refused_not_created(scripted: Scripted, tmp_p
         "AERO_DATABASE_URL": f"sqlite:///{tmp_path}/missing.db",
     }
     result = run(scripted, "policy", ENV, "--at", "2026-03-03T10:00:00Z", env=env)
-    assert_refused(result, 2, "no event store at")
+    assert_refused(result, 3, "no event store at")  # configuration: exits.py
 
 
 def test_the_cli_writes_nothing_and_needs_no_totp_key(scripted: Scripted, tmp_path: Path) -> None:

@@ -151,15 +151,18 @@ def test_no_more_hashes_run_at_once_than_the_hasher_allows() -> None:
     running = 0
     most = 0
     lock = threading.Lock()
+    release = threading.Event()
     real = hasher._hasher
 
     class Watching:
+        """Each hash holds its slot until the test releases them all."""
+
         def hash(self, password: str) -> str:
             nonlocal running, most
             with lock:
                 running += 1
                 most = max(most, running)
-            time.sleep(0.02)
+            release.wait(timeout=60)
             with lock:
                 running -= 1
             return real.hash(password)
@@ -168,7 +171,14 @@ def test_no_more_hashes_run_at_once_than_the_hasher_allows() -> None:
     threads = [threading.Thread(target=hasher.hash, args=("a long password",)) for _ in range(6)]
     for thread in threads:
         thread.start()
+    deadline = time.monotonic() + 30
+    while most < 2 and time.monotonic() < deadline:  # two take their slots, however slowly
+        time.sleep(0.01)
+    time.sleep(0.2)  # room for a third to enter, were the bound broken
+    seen = most
+    release.set()
     for thread in threads:
         thread.join()
 
+    assert seen == 2
     assert most == 2
