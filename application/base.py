@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import random
+import time
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -37,7 +39,13 @@ from application.secretbox import SecretBox
 from application.transcoding import FrozensetAsList, OrjsonTranscoder
 from domain.credential import SNAPSHOT_INTERVAL, UserCredential
 from domain.environment import Environment
-from domain.errors import EnvironmentNotFoundError, InvalidCredentialsError, UserNotFoundError
+from domain.errors import (
+    ConflictError,
+    EnvironmentNotFoundError,
+    InvalidCredentialsError,
+    UserNotFoundError,
+)
+from domain.origin import running_command
 from domain.rules import environment_id, user_id
 from domain.throttle import CODE_THROTTLE, PASSWORD_THROTTLE, Throttle
 
@@ -62,19 +70,45 @@ class SecurityPolicy:
     conflict_retries: int = 10
 
 
+# Observers of contention in the store, for metrics: each is called with one of
+# the names below. The interfaces append to this list; nothing here depends on them.
+CONFLICT_RETRIED = "conflict_retried"  # another writer saved first; deciding again
+CONFLICTS_EXHAUSTED = "conflicts_exhausted"  # still conflicting after every retry
+COMMITTED_BEFORE_CONFLICT = "committed_before_conflict"  # a late-acknowledged commit
+store_observers: list[Callable[[str], None]] = []
+
+
+def observe(name: str) -> None:
+    for observer in store_observers:
+        observer(name)
+
+
 def retry_on_conflict(method: Callable[P, R]) -> Callable[P, R]:
-    """Reload and decide again when another writer saved the aggregate first."""
+    """Reload and decide again when another writer saved the aggregate first.
+
+    Every attempt runs as one command (one command id on its events), so a save
+    that committed although the store reported a conflict is recognised by
+    ``AeroApplication._record`` instead of being decided twice. When writers
+    keep colliding, :class:`ConflictError` says so (HTTP 409 with Retry-After).
+    """
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         app = args[0]
         assert isinstance(app, AeroApplication)
-        for _ in range(app.security.conflict_retries):
-            try:
-                return method(*args, **kwargs)
-            except RecordConflictError:
-                continue
-        return method(*args, **kwargs)
+        with running_command():
+            for attempt in range(app.security.conflict_retries + 1):
+                if attempt:
+                    observe(CONFLICT_RETRIED)
+                    # Writers that collided once collide again if they retry in step.
+                    time.sleep(random.uniform(0, 0.002 * attempt))  # noqa: S311
+                try:
+                    return method(*args, **kwargs)
+                except RecordConflictError:
+                    continue
+        observe(CONFLICTS_EXHAUSTED)
+        logger.warning("conflicts exhausted: %s", method.__name__)
+        raise ConflictError()
 
     return wrapper
 
@@ -150,6 +184,43 @@ class AeroApplication(Application[UUID]):
         repository.cache = library.cache
         return repository
 
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        try:
+            return super()._record(processing_event)
+        except RecordConflictError:
+            if not self._already_recorded(processing_event.events):
+                raise
+        # The store reported a conflict with these very events: the commit went
+        # through and its acknowledgement was lost (the library retries an insert
+        # after an OperationalError, and the retry collides with its own rows).
+        # The save succeeded; deciding again would record the command twice.
+        observe(COMMITTED_BEFORE_CONFLICT)
+        logger.warning("save committed before the store reported a conflict; not repeated")
+        if self.repository.cache and not self.repository.fastforward:
+            for aggregate_id, aggregate in processing_event.aggregates.items():
+                self.repository.cache.put(aggregate_id, aggregate)
+        # The exact position is unknown; the latest one includes it, which is what
+        # reads-reflect-writes waits for.
+        last_saved_position.set(self.recorder.max_notification_id())
+        return []
+
+    def _already_recorded(self, events: Iterable[Any]) -> bool:
+        """Whether the store holds, at each aggregate's first new version, the event
+        this command saved there (the same command id)."""
+        first: dict[UUID, Any] = {}
+        for event in events:
+            first.setdefault(event.originator_id, event)
+        if not first:
+            return False
+        for originator_id, event in first.items():
+            if event.command_id is None:
+                return False
+            version = event.originator_version
+            stored = list(self.events.get(originator_id, gt=version - 1, lte=version))
+            if not stored or not _same_event(stored[0], event):
+                return False
+        return True
+
     def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
         # Taken after the events committed, and only to load faster: a login that
         # succeeded (its code now used up) must not answer 500 because its
@@ -199,14 +270,48 @@ class AeroApplication(Application[UUID]):
 
     # ----- the password, for logins and for changing it -----
 
-    def _verify_password(self, user: UserCredential, password: str, now: datetime) -> None:
-        """Record a failed or throttled attempt and raise; a locked step costs a hash too."""
+    def _check_password_hash(self, user: UserCredential, password: str) -> PasswordCheck:
+        """The expensive part of a password step (argon2), done once per request.
+
+        Verified against the real hash even while the step is locked: the same
+        cost either way, and the lock decides the answer, not this result.
+        """
+        matches = self.hasher.verify(user.password_hash, password)
+        return PasswordCheck(user.password_hash, matches)
+
+    def _decide_password_step(
+        self, user: UserCredential, password: str, check: PasswordCheck, now: datetime
+    ) -> PasswordCheck:
+        """Record a failed or throttled attempt and raise, from a check made before.
+
+        Runs on every retry with a freshly loaded ``user``; only a password changed
+        since the check is hashed again. Returns the check that holds for ``user``.
+        """
+        if check.password_hash != user.password_hash:
+            check = self._check_password_hash(user, password)
         if user.password_step_locked_until(now) is not None:
-            self.hasher.verify_dummy(password)
             user.throttle_password_step(now)
-        elif not self.hasher.verify(user.password_hash, password):
+        elif not check.matches:
             user.fail_password_step(self.security.password_throttle, now)
         else:
-            return
+            return check
         self.save(user)
         raise InvalidCredentialsError()
+
+
+def _same_event(stored: Any, pending: Any) -> bool:
+    # The command id tells this command's events from others'; type and time guard
+    # against two commands sharing a context (one application calling another).
+    return (
+        type(stored) is type(pending)
+        and stored.command_id == pending.command_id
+        and stored.timestamp == pending.timestamp
+    )
+
+
+@dataclass(frozen=True)
+class PasswordCheck:
+    """A password verified against ``password_hash``: valid while the user keeps that hash."""
+
+    password_hash: str
+    matches: bool

@@ -19,16 +19,17 @@ from typing import Literal
 
 from eventsourcing.persistence import RecordConflictError
 
-from application.base import AeroApplication, retry_on_conflict
+from application.base import AeroApplication, PasswordCheck, retry_on_conflict
 from domain import recovery
 from domain.credential import DONE, REGISTRATION, TWO_FACTOR, NextStep, UserCredential
 from domain.errors import (
+    ConflictError,
     InvalidChallengeError,
     InvalidCodeError,
     InvalidCredentialsError,
     UserNotFoundError,
 )
-from domain.origin import acting_as
+from domain.origin import acting_as, running_command
 from domain.rules import may_name_a_user, recorded_username
 from domain.totp import is_well_formed, matching_step, provisioning_uri, random_secret
 from domain.unknown_user import UnknownUserLogin
@@ -82,38 +83,63 @@ class LoginFlow(AeroApplication):
     """The login commands of AeroAuth."""
 
     def start_login(self, slug: str, username: str, password: str) -> LoginStep:
-        """The password step. Unknown user, wrong password and throttling look the same."""
+        """The password step. Unknown user, wrong password and throttling look the same.
+
+        The password is hashed once per request, whatever the contention: a retry
+        after a version conflict reloads the user and decides again from that one
+        verification. Otherwise parallel attempts for a user who exists would each
+        hash several times, and their answer time would tell that the user exists.
+        """
         # Until the user is found, the actor is what was typed, cut to the longest
         # name a user can have: an unauthenticated client decides this string.
-        with acting_as(recorded_username(username)):
-            return self._start_login(slug, username, password)
+        with acting_as(recorded_username(username)), running_command():
+            now = self.clock.now()
+            self.environment(slug)
+            try:
+                if not may_name_a_user(username):
+                    # Too long to be anyone's name: no lookup, but the same answer and
+                    # the same hash as for any unknown user (SECURITY.md 9).
+                    raise UserNotFoundError("no such user")
+                user = self._user(slug, username)
+            except UserNotFoundError:
+                self.hasher.verify_dummy(password)
+                self.save(UnknownUserLogin.record(slug, recorded_username(username), now))
+                raise InvalidCredentialsError() from None
+            # The user as created is the actor, whatever case the username was typed in.
+            with acting_as(user.username):
+                check = self._check_password_hash(user, password)
+                rehashed = None
+                if check.matches and self.hasher.needs_rehash(check.password_hash):
+                    rehashed = self.hasher.hash(password)
+                try:
+                    return self._pass_or_fail(slug, username, password, check, rehashed)
+                except ConflictError:
+                    # A failure at the password step, like any other (API.md).
+                    raise InvalidCredentialsError() from None
 
     @retry_on_conflict
-    def _start_login(self, slug: str, username: str, password: str) -> LoginStep:
+    def _pass_or_fail(
+        self,
+        slug: str,
+        username: str,
+        password: str,
+        check: PasswordCheck,
+        rehashed: str | None,
+    ) -> LoginStep:
         now = self.clock.now()
-        # Loaded once per attempt: it answers both "does it exist" and the policy.
         environment = self.environment(slug)
-        try:
-            if not may_name_a_user(username):
-                # Too long to be anyone's name: no lookup, but the same answer and
-                # the same hash as for any unknown user (SECURITY.md 9).
-                raise UserNotFoundError("no such user")
-            user = self._user(slug, username)
-        except UserNotFoundError:
-            self.hasher.verify_dummy(password)
-            self.save(UnknownUserLogin.record(slug, recorded_username(username), now))
-            raise InvalidCredentialsError() from None
-        # The user as created is the actor, whatever case the username was typed in.
-        with acting_as(user.username):
-            self._verify_password(user, password, now)
-            if self.hasher.needs_rehash(user.password_hash):
-                user.rehash_password(self.hasher.hash(password), now)
-            required = environment.requiring_rule(user.groups) is not None
-            # 128 random bits: the login token is bound to this challenge (SECURITY.md 11).
-            challenge_id = secrets.token_urlsafe(16)
-            expires_at = now + self.security.login_ttl
-            step = user.pass_password_step(challenge_key(challenge_id), required, expires_at, now)
-            self.save(user)
+        user = self._user(slug, username)
+        verified = self._decide_password_step(user, password, check, now)
+        # The new hash is of the hash checked before; a password changed meanwhile
+        # is rehashed at its next login instead.
+        if rehashed is not None and verified == check:
+            user.rehash_password(rehashed, now)
+        required = environment.requiring_rule(user.groups) is not None
+        # 128 random bits: the login token is bound to this challenge (SECURITY.md 11).
+        challenge_id = secrets.token_urlsafe(16)
+        expires_at = now + self.security.login_ttl
+        step = user.pass_password_step(challenge_key(challenge_id), required, expires_at, now)
+        self.save(user)
         if step == DONE:
             return LoginStep(step, user, challenge_id=None, expires_at=None)
         return LoginStep(step, user, challenge_id, expires_at)

@@ -12,22 +12,25 @@ from collections.abc import Iterable
 
 from eventsourcing.persistence import IntegrityError
 
+from application.base import PasswordCheck, retry_on_conflict
+
 # SecurityPolicy and last_saved_position are named here too: the composition
 # root and the HTTP layer import them with AeroAuth.
 from application.base import SecurityPolicy as SecurityPolicy
 from application.base import last_saved_position as last_saved_position
-from application.base import retry_on_conflict
 from application.login import LoginFlow
 from application.passwords import check_strength
 from domain import recovery
 from domain.credential import UserCredential
 from domain.environment import Environment
 from domain.errors import (
+    ConflictError,
     EnvironmentExistsError,
+    InvalidCredentialsError,
     TwoFactorNotRegisteredError,
     UserExistsError,
 )
-from domain.origin import acting_as
+from domain.origin import acting_as, running_command
 from domain.rules import valid_groups, valid_roles, valid_slug, valid_username
 
 
@@ -45,6 +48,19 @@ class AeroAuth(LoginFlow):
         admin_password: str,
     ) -> Environment:
         """Create an environment and its first user, with roles admin and auditor, atomically."""
+        with running_command():
+            return self._create_environment(
+                slug, display_name, issuer, admin_username, admin_password
+            )
+
+    def _create_environment(
+        self,
+        slug: str,
+        display_name: str,
+        issuer: str,
+        admin_username: str,
+        admin_password: str,
+    ) -> Environment:
         now = self.clock.now()
         slug = valid_slug(slug)
         admin_username = valid_username(admin_username)
@@ -78,6 +94,18 @@ class AeroAuth(LoginFlow):
         password: str,
         groups: Iterable[str] = (),
         roles: Iterable[str] = (),
+    ) -> UserCredential:
+        """A new user; 409 (UserExistsError) for a name the environment already has."""
+        with running_command():
+            return self._create_user(slug, username, password, groups, roles)
+
+    def _create_user(
+        self,
+        slug: str,
+        username: str,
+        password: str,
+        groups: Iterable[str],
+        roles: Iterable[str],
     ) -> UserCredential:
         now = self.clock.now()
         environment = self.environment(slug)
@@ -134,15 +162,21 @@ class AeroAuth(LoginFlow):
     ) -> UserCredential:
         """The user proves the current password; a wrong one counts like a failed login."""
         user = self.user(slug, username)
-        with acting_as(user.username):
-            self._check_password(slug, username, current_password)
+        with acting_as(user.username), running_command():
+            check = self._check_password_hash(user, current_password)
+            try:
+                self._check_password(slug, username, current_password, check)
+            except ConflictError:
+                raise InvalidCredentialsError() from None
             password_hash = self.hasher.hash(self._check_strength(user, new_password))
             return self._set_password_hash(slug, username, password_hash)
 
     @retry_on_conflict
-    def _check_password(self, slug: str, username: str, password: str) -> None:
+    def _check_password(
+        self, slug: str, username: str, password: str, check: PasswordCheck
+    ) -> None:
         now = self.clock.now()
-        self._verify_password(self._user(slug, username), password, now)
+        self._decide_password_step(self._user(slug, username), password, check, now)
 
     @retry_on_conflict
     def regenerate_recovery_codes(self, slug: str, username: str) -> list[str]:

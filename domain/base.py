@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import field
 from datetime import datetime
 from typing import Any, Self
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from domain.origin import current_origin
+from domain.origin import current_command_id, current_origin
 
 
 class AeroAggregate(Aggregate):
@@ -22,6 +23,9 @@ class AeroAggregate(Aggregate):
         actor: str | None
         ip: str | None
         user_agent: str | None
+        # The command that caused the event (domain/origin.py). Keyword-only with a
+        # default, so that events stored before it existed load with None.
+        command_id: str | None = field(default=None, kw_only=True)
 
     class Created(Event, Aggregate.Created):
         pass
@@ -40,7 +44,12 @@ class AeroAggregate(Aggregate):
     @staticmethod
     def _context() -> dict[str, Any]:
         origin = current_origin()
-        return {"actor": origin.actor, "ip": origin.ip, "user_agent": origin.user_agent}
+        return {
+            "actor": origin.actor,
+            "ip": origin.ip,
+            "user_agent": origin.user_agent,
+            "command_id": current_command_id(),
+        }
 
     @classmethod
     def _start(

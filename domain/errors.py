@@ -87,3 +87,14 @@ class TwoFactorDisabledError(AeroError):
 
 class TwoFactorNotRegisteredError(AeroError):
     code = "two_factor_not_registered"
+
+
+class ConflictError(AeroError):
+    """Other writers kept changing the same record while a command retried; the
+    client may send the request again after ``retry_after`` seconds."""
+
+    code = "conflict"
+
+    def __init__(self, retry_after: int = 1) -> None:
+        super().__init__("the record was changed concurrently too often; try again")
+        self.retry_after = retry_after

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from uuid import uuid4
 
 
 @dataclass(frozen=True)
@@ -44,3 +45,30 @@ def acting_as(actor: str | None) -> Iterator[Origin]:
     """
     with originating(replace(current_origin(), actor=actor)) as origin:
         yield origin
+
+
+# The command that is running: every event it causes carries this id, so that a
+# save whose commit was acknowledged too late (the store answered with an error,
+# or the library retried the insert into its own rows) can be told apart from a
+# save that lost to another writer.
+_command: ContextVar[str | None] = ContextVar("aero_command", default=None)
+
+
+def current_command_id() -> str | None:
+    return _command.get()
+
+
+@contextmanager
+def running_command() -> Iterator[str]:
+    """A fresh command id, unless a command is already running: one inside another
+    (a command that calls another) shares the outer id."""
+    running = _command.get()
+    if running is not None:
+        yield running
+        return
+    command_id = uuid4().hex
+    token = _command.set(command_id)
+    try:
+        yield command_id
+    finally:
+        _command.reset(token)

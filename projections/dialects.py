@@ -11,10 +11,11 @@ import fcntl
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+from eventsourcing.persistence import InterfaceError, OperationalError
 from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.sqlite import SQLiteDatastore
 
@@ -238,20 +239,39 @@ class PostgresDialect(Dialect):
         return key
 
     @contextmanager
+    def _replacing_lost_connections(self) -> Iterator[None]:
+        try:
+            yield
+        except (OperationalError, InterfaceError):
+            # When the server ends one connection (a restart, a failover, an operator's
+            # pg_terminate_backend) it has ended the idle ones in the pool as well:
+            # replace them now, so that only this request fails, not the next few.
+            with suppress(Exception):
+                self.datastore.pool.check()
+            raise
+
+    @contextmanager
     def locked(self, name: str) -> Iterator[Any]:
-        with self.datastore.transaction(commit=True) as cursor:
+        with self._replacing_lost_connections(), self.datastore.transaction(commit=True) as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self._key(f"aero-auth/{name}"),))
             yield cursor
 
     @contextmanager
     def reading(self) -> Iterator[Any]:
         # The pool's connections are in autocommit mode: one statement, one snapshot.
-        with self.datastore.get_connection() as conn, conn.cursor() as cursor:
+        with (
+            self._replacing_lost_connections(),
+            self.datastore.get_connection() as conn,
+            conn.cursor() as cursor,
+        ):
             yield cursor
 
     @contextmanager
     def consistent_reading(self) -> Iterator[Any]:
-        with self.datastore.transaction(commit=False) as cursor:
+        with (
+            self._replacing_lost_connections(),
+            self.datastore.transaction(commit=False) as cursor,
+        ):
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield cursor
 

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from typing import Any
 
+import psycopg
+from eventsourcing.persistence import (
+    ConnectionUnavailableError,
+    InterfaceError,
+    OperationalError,
+    RecordConflictError,
+)
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -13,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import (
     AeroError,
+    ConflictError,
     EnvironmentExistsError,
     EnvironmentNotFoundError,
     InvalidChallengeError,
@@ -49,6 +59,7 @@ STATUS: dict[type[AeroError], int] = {
     TwoFactorDisabledError: 403,
     # Recovery codes back up an authenticator; without one there is nothing to back up.
     TwoFactorNotRegisteredError: 409,
+    ConflictError: 409,
 }
 
 _HTTP_CODES = {
@@ -135,7 +146,7 @@ def _aero_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AeroError)
     status = status_of(exc)
     headers: dict[str, str] = {}
-    if isinstance(exc, TooManyAttemptsError):
+    if isinstance(exc, TooManyAttemptsError | ConflictError):
         headers["Retry-After"] = str(exc.retry_after)
     if status == 401:
         headers["WWW-Authenticate"] = (
@@ -176,6 +187,71 @@ def _invalid_cursor(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_cursor", "the cursor is not one this service issued")
 
 
+# The store's operational failures: the database went away, is full, locked, or
+# the pool had no connection to give. The request may succeed once it is back.
+STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OperationalError,  # the library's, ConnectionUnavailableError (pool timeout) among them
+    InterfaceError,
+    sqlite3.OperationalError,  # the read models' own connections
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+STORE_RETRY_AFTER_SECONDS = 1
+
+# Observers of store failures, for metrics: called with the kind that
+# ``store_error_kind`` names. The interfaces append to this list.
+store_error_observers: list[Callable[[str], None]] = []
+
+
+def store_error_kind(exc: BaseException) -> str:
+    """``pool_timeout``, ``disk_full``, ``locked``, ``connection_lost`` or ``unavailable``."""
+    text = " ".join(str(e) for e in (exc, exc.__cause__) if e is not None).lower()
+    if isinstance(exc, ConnectionUnavailableError) or "couldn't get a connection" in text:
+        return "pool_timeout"
+    if "full" in text or "no space left" in text:
+        return "disk_full"
+    if "locked" in text:
+        return "locked"
+    if isinstance(exc, psycopg.Error | InterfaceError) or isinstance(exc.__cause__, psycopg.Error):
+        return "connection_lost"
+    return "unavailable"
+
+
+def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    kind = store_error_kind(exc)
+    for observer in store_error_observers:
+        observer(kind)
+    # One line, no traceback: the cause is the store's, and a traceback per request
+    # while the database is down would bury everything else in the log.
+    logger.warning(
+        "store unavailable (%s) on %s %s: %s: %s",
+        kind,
+        escape(request.method),
+        escape(request.url.path),
+        type(exc).__name__,
+        escape(str(exc).splitlines()[0] if str(exc) else ""),
+    )
+    return error_response(
+        503,
+        "store_unavailable",
+        "the event store is unavailable; try again shortly",
+        {"Retry-After": str(STORE_RETRY_AFTER_SECONDS)},
+    )
+
+
+def _record_conflict(request: Request, exc: Exception) -> JSONResponse:
+    # A conflict that no command retried (the commands turn theirs into ConflictError).
+    logger.warning(
+        "record conflict on %s %s: %s",
+        escape(request.method),
+        escape(request.url.path),
+        type(exc).__name__,
+    )
+    return error_response(
+        409, "conflict", "the record was changed concurrently; try again", {"Retry-After": "1"}
+    )
+
+
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # The traceback goes to the log only; the client learns nothing of the internals.
     logger.error(
@@ -194,4 +270,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(InvalidCursorError, _invalid_cursor)
+    # Handlers for these classes answer inside the app, so Starlette neither
+    # re-raises them to the server (a second traceback) nor closes the connection.
+    for cls in STORE_UNAVAILABLE:
+        app.add_exception_handler(cls, _store_unavailable)
+    app.add_exception_handler(RecordConflictError, _record_conflict)
     app.add_exception_handler(Exception, _unexpected)
