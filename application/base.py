@@ -39,6 +39,7 @@ from domain.credential import SNAPSHOT_INTERVAL, UserCredential
 from domain.environment import Environment
 from domain.errors import EnvironmentNotFoundError, InvalidCredentialsError, UserNotFoundError
 from domain.rules import environment_id, user_id
+from domain.signals import CONFLICT_RETRIED, CONFLICT_RETRIES_EXHAUSTED
 from domain.throttle import CODE_THROTTLE, PASSWORD_THROTTLE, Throttle
 
 logger = logging.getLogger("aero_auth.application")
@@ -73,8 +74,13 @@ def retry_on_conflict(method: Callable[P, R]) -> Callable[P, R]:
             try:
                 return method(*args, **kwargs)
             except RecordConflictError:
+                CONFLICT_RETRIED.emit()
                 continue
-        return method(*args, **kwargs)
+        try:
+            return method(*args, **kwargs)
+        except RecordConflictError:
+            CONFLICT_RETRIES_EXHAUSTED.emit()
+            raise
 
     return wrapper
 

@@ -38,8 +38,11 @@ from interfaces.http.clientip import TrustedProxies
 from interfaces.keys import KeyConfigurationError, decode_key, read_or_create
 from interfaces.settings import Settings, from_environment
 from interfaces.tokens import TokenService
+from infrastructure.write_probe import PostgresWriteProbe, SQLiteWriteProbe
 from projections.api import ReadModels
+from projections.audit_store import SqlAuditView
 from projections.dialects import advisory_key
+from projections.directory_store import SqlDirectoryView
 from projections.lease import CONNECTION_OPTIONS
 from projections.live import LiveReadModels
 from projections.views import Views, postgres_views, sibling_path, sqlite_views
@@ -96,7 +99,8 @@ class Store:
 
     def sqlite_view_paths(self) -> list[Path]:
         """The read models' SQLite files beside the event store's (projections.views)."""
-        return [Path(sibling_path(str(self.sqlite_path), view)) for view in ("audit", "directory")]
+        stems = (SqlAuditView.file_stem, SqlDirectoryView.file_stem)
+        return [Path(sibling_path(str(self.sqlite_path), stem)) for stem in stems]
 
     def eventsourcing_env(self, pool_size: int = 5) -> dict[str, str]:
         """Every key the library reads, explicitly: it merges os.environ underneath."""
@@ -324,6 +328,8 @@ class Container:
     operator_token: str
     proxies: TrustedProxies
     read_models: ReadModels | None
+    # Raises unless the event store accepts a write (/readyz); None: not probed.
+    write_probe: Callable[[], None] | None = None
 
     def close(self) -> None:
         try:
@@ -349,7 +355,30 @@ def build_container(
     except BaseException:
         application.close()
         raise
-    return Container(settings, clock, application, tokens, operator, proxies, models)
+    probe = build_write_probe(settings)
+    return Container(settings, clock, application, tokens, operator, proxies, models, probe)
+
+
+# /readyz answers within a second; the probe gives up before that.
+WRITE_PROBE_TIMEOUT_SECONDS = 0.7
+
+
+def build_write_probe(settings: Settings) -> Callable[[], None]:
+    """A write to the configured store's heartbeat table (infrastructure/write_probe.py)."""
+    store = Store.from_url(settings.database_url)
+    if store.kind == "sqlite":
+        assert store.sqlite_path is not None
+        return SQLiteWriteProbe(store.sqlite_path, WRITE_PROBE_TIMEOUT_SECONDS)
+    return PostgresWriteProbe(
+        {
+            "host": store.host,
+            "port": store.port,
+            "user": store.user,
+            "password": store.password,
+            "dbname": store.dbname,
+        },
+        WRITE_PROBE_TIMEOUT_SECONDS,
+    )
 
 
 def http_app(

@@ -177,6 +177,7 @@ def _invalid_cursor(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    request.app.state.metrics.store_error(exc)  # aero_store_errors_total{kind}
     # The traceback goes to the log only; the client learns nothing of the internals.
     logger.error(
         "unhandled %s on %s %s",

@@ -91,9 +91,25 @@ def test_two_workers_each_serve_a_share_of_a_burst_of_connections(
                 assert connection.recv(4096).startswith(b"HTTP/1.1 200")
             counts = _accepted_by_worker(server.pid, port)
             arenas = [_environ(pid).get("MALLOC_ARENA_MAX") for pid in counts]
+            metric_dirs = {_environ(pid).get("PROMETHEUS_MULTIPROC_DIR") for pid in counts}
         finally:
             for connection in connections:
                 connection.close()
+        # Each worker sets its own gauges every 2 s; wait until the holder's is in.
+        deadline = time.monotonic() + 30
+        lease = 'aero_view_lease_held{view="audit"} 1.0'
+        while lease not in httpx.get(f"{server.base_url}/metrics").text:
+            assert time.monotonic() < deadline, server.log.read_text()
+            time.sleep(0.2)
+        # Each scrape on a connection of its own, so whichever worker the kernel picks.
+        scrapes = [httpx.get(f"{server.base_url}/metrics").text for _ in range(8)]
+    healthz = 'aero_http_requests_total{method="GET",route="/healthz",status="200"}'
+    assert all(f"{healthz} 24.0" in text for text in scrapes), [
+        line for text in scrapes for line in text.splitlines() if line.startswith(healthz)
+    ]
+    assert all(lease in text for text in scrapes)
+    [metric_dir] = metric_dirs
+    assert metric_dir is not None and not Path(metric_dir).exists()  # removed at exit
     assert len(counts) == 2, counts
     assert arenas == ["2", "2"]
     assert sum(counts.values()) == 24, counts
