@@ -13,6 +13,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 
+from interfaces.composition import build_read_models
 from interfaces.settings import Settings
 from tests.http.conftest import ADMIN, Api, TestClient, bearer, error_of
 
@@ -201,8 +202,12 @@ def test_recovery_codes_work_once_in_either_case_with_or_without_dashes(finance:
 def test_an_authenticator_is_disabled_after_too_many_failures_in_all(
     finance: Api, app_factory: Callable[..., TestClient], settings: Settings
 ) -> None:
+    strict_settings = settings.model_copy(
+        update={"code_max_failures": 50, "code_disable_after_failures": 6}
+    )
     strict = app_factory(
-        settings.model_copy(update={"code_max_failures": 50, "code_disable_after_failures": 6})
+        strict_settings,
+        read_models_factory=lambda app: build_read_models(strict_settings, app),
     )
     api = Api(strict, finance.clock)
     enrolment = api.enrol("bob")
@@ -216,13 +221,13 @@ def test_an_authenticator_is_disabled_after_too_many_failures_in_all(
     assert (disabled.status_code, error_of(disabled)) == (403, "two_factor_disabled")
     shown = api.client.get(api.url("/users/bob"), headers=api.admin).json()["two_factor"]
     assert (shown["registered"], shown["disabled"]) == (True, True)
-    assert listed_disabled(api) == {"alice": False, "bob": True}
+    assert {n: d for n, d in listed_disabled(api).items() if d} == {"bob": True}
     api.client.post(
         api.url("/users/bob/two-factor/reset"), json={"reason": "ticket 4711"}, headers=api.admin
     )
     shown = api.client.get(api.url("/users/bob"), headers=api.admin).json()["two_factor"]
     assert shown["disabled"] is False
-    assert listed_disabled(api) == {"alice": False, "bob": False}
+    assert not any(listed_disabled(api).values())
 
 
 def listed_disabled(api: Api) -> dict[str, bool]:
