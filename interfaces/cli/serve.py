@@ -141,20 +141,19 @@ def share_metrics(workers: int) -> Path | None:
     is also removed at exit (the path it returns). With one worker the
     process's own registry serves, unless the operator asked for the mode.
     """
+    # The same path again after bound_malloc_arenas runs this process anew (same pid).
+    own = Path(tempfile.gettempdir()) / f"aero-auth-metrics-{os.getpid()}"
     directory = os.environ.get(METRICS_DIRECTORY)
-    owned = None
     if not directory:
         if workers == 1:
             return None
-        # The same path again after bound_malloc_arenas runs this process anew (same pid).
-        owned = Path(tempfile.gettempdir()) / f"aero-auth-metrics-{os.getpid()}"
-        directory = str(owned)
+        directory = str(own)
         os.environ[METRICS_DIRECTORY] = directory
     path = Path(directory)
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     for stale in path.glob("*.db"):
         stale.unlink()
-    return owned
+    return own if path == own else None
 
 
 def _glibc() -> bool:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from eventsourcing.persistence import OperationalError
@@ -182,3 +186,36 @@ def test_store_errors_are_counted_by_kind_and_nothing_else_is() -> None:
         in text
     )
     assert text.count("aero_store_errors_total{") == 1
+
+
+_WORKER = """
+import sys
+from interfaces.http.observability import Metrics
+metrics = Metrics()
+for _ in range(int(sys.argv[1])):
+    metrics.observe_request("GET", "/healthz", 200, 0.001)
+metrics.view_lease_held.labels("audit").set(int(sys.argv[2]))
+sys.stdout.buffer.write(metrics.exposition())
+"""
+
+
+def test_metrics_of_several_processes_sharing_a_directory_are_summed(tmp_path: Path) -> None:
+    """What `serve --workers N` sets up: each worker's scrape answers for all of them."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+
+    def worker(requests: int, holds: int) -> str:
+        return subprocess.run(
+            [sys.executable, "-c", _WORKER, str(requests), str(holds)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+
+    worker(3, 1)
+    second = worker(4, 0)
+
+    route = 'aero_http_requests_total{method="GET",route="/healthz",status="200"}'
+    assert f"{route} 7.0" in second
+    # livesum: the first process was not marked dead (process_ended), so its 1 counts.
+    assert 'aero_view_lease_held{view="audit"} 1.0' in second

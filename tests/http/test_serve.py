@@ -226,3 +226,32 @@ def test_the_operators_malloc_arena_max_stands(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(os, "execv", no_exec)
     serve.bound_malloc_arenas()
     assert os.environ["MALLOC_ARENA_MAX"] == "4"
+
+
+def test_serve_gives_several_workers_an_emptied_metrics_directory_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(serve.METRICS_DIRECTORY, raising=False)
+    assert serve.share_metrics(1) is None
+    assert serve.METRICS_DIRECTORY not in os.environ
+
+    owned = serve.share_metrics(2)
+    try:
+        assert owned is not None and os.environ[serve.METRICS_DIRECTORY] == str(owned)
+        (owned / "counter_123.db").write_bytes(b"an earlier run's")
+        # Run anew in its place (bound_malloc_arenas): the same directory, emptied again.
+        assert serve.share_metrics(2) == owned
+        assert list(owned.iterdir()) == []
+    finally:
+        if owned is not None:
+            owned.rmdir()
+
+
+def test_the_operators_metrics_directory_is_emptied_but_kept(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "gauge_livesum_9.db").write_bytes(b"stale")
+    monkeypatch.setenv(serve.METRICS_DIRECTORY, str(tmp_path))
+
+    assert serve.share_metrics(2) is None
+    assert list(tmp_path.iterdir()) == []
