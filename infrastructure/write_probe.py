@@ -14,7 +14,9 @@ from pathlib import Path
 
 import psycopg
 
-HEARTBEAT_DDL = "CREATE TABLE IF NOT EXISTS aero_heartbeat (id INTEGER PRIMARY KEY, beat TEXT NOT NULL)"
+HEARTBEAT_DDL = (
+    "CREATE TABLE IF NOT EXISTS aero_heartbeat (id INTEGER PRIMARY KEY, beat TEXT NOT NULL)"
+)
 HEARTBEAT_UPSERT = (
     "INSERT INTO aero_heartbeat (id, beat) VALUES (1, {p}) "
     "ON CONFLICT (id) DO UPDATE SET beat = excluded.beat"

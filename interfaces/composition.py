@@ -32,13 +32,13 @@ from application.passwords import Argon2Hasher, Argon2Parameters
 from application.secretbox import SecretBox
 from application.service import AeroAuth, SecurityPolicy
 from domain.throttle import Throttle
+from infrastructure.write_probe import PostgresWriteProbe, SQLiteWriteProbe
 from interfaces.files import private_sqlite_files, warn_if_exposed
 from interfaces.http.app import create_app
 from interfaces.http.clientip import TrustedProxies
 from interfaces.keys import KeyConfigurationError, decode_key, read_or_create
 from interfaces.settings import Settings, from_environment
 from interfaces.tokens import TokenService
-from infrastructure.write_probe import PostgresWriteProbe, SQLiteWriteProbe
 from projections.api import ReadModels
 from projections.audit_store import SqlAuditView
 from projections.dialects import advisory_key

@@ -50,7 +50,8 @@ class SqlDirectoryView(DirectoryView):
                 "username TEXT NOT NULL, user_id TEXT NOT NULL UNIQUE, "
                 "groups TEXT NOT NULL, roles TEXT NOT NULL, "
                 "required {bool} NOT NULL, rule TEXT, registered {bool} NOT NULL, "
-                "locked_until {time}, disabled {bool} NOT NULL, PRIMARY KEY (environment, username_key))",
+                "locked_until {time}, disabled {bool} NOT NULL, "
+                "PRIMARY KEY (environment, username_key))",
                 **names,
             ),
             sql(

@@ -28,8 +28,6 @@ from projections.views import Views
 logger = logging.getLogger("aero_auth.projections")
 
 
-
-
 class LiveReadModels(ViewQueries):
     """The read models of one process (projections.api.ReadModels): the views' queries,
     and the runners that keep the views up to date.
@@ -194,7 +192,8 @@ class LiveReadModels(ViewQueries):
         notifications = self.app.recorder.select_notifications(start=position + 1, limit=1)
         if not notifications:
             return 0.0
-        occurred: datetime = self.app.mapper.to_domain_event(notifications[0]).timestamp
+        event: Any = self.app.mapper.to_domain_event(notifications[0])
+        occurred: datetime = event.timestamp
         clock = getattr(self.app, "clock", None)
         now = clock.now() if clock is not None else datetime.now(UTC)
         return max(0.0, (now - occurred).total_seconds())

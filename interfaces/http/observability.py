@@ -167,7 +167,7 @@ class Metrics:
     def process_ended(self) -> None:
         """Under several workers: drop this worker's live gauges from the sums."""
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            mark_process_dead(os.getpid())
+            mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
     def exposition(self) -> bytes:
         directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -175,7 +175,7 @@ class Metrics:
             return generate_latest(self.registry)
         # Every worker's files, this one's included: the sum over the workers.
         merged = CollectorRegistry()
-        MultiProcessCollector(merged, path=directory)
+        MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]
         return generate_latest(merged)
 
 
@@ -188,7 +188,7 @@ def store_error_kind(error: BaseException) -> str | None:
     The library wraps the drivers' errors in its own classes (eventsourcing.persistence
     .OperationalError, ...), with the driver's as the cause: both are named."""
     seen: BaseException | None = error
-    names = []
+    names: list[str] = []
     while seen is not None and len(names) < 3:
         module = type(seen).__module__
         if module.startswith(_STORE_MODULES):

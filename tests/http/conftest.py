@@ -30,7 +30,6 @@ from application.service import AeroAuth
 from interfaces.composition import http_app
 from interfaces.settings import Settings
 from projections.api import (
-    ViewStatus,
     AuditEntry,
     AuditQuery,
     ChainReport,
@@ -38,6 +37,7 @@ from projections.api import (
     InvalidCursorError,
     Page,
     UserRow,
+    ViewStatus,
 )
 from tests.conftest import DatabaseUnderTest
 

@@ -238,9 +238,9 @@ def listed_disabled(api: Api) -> dict[str, bool]:
         users = api.client.get(api.url("/users"), headers=api.admin).json()["users"]
         found = {u["username"]: u["two_factor"]["disabled"] for u in users}
         single = {
-            name: api.client.get(api.url(f"/users/{name}"), headers=api.admin).json()[
-                "two_factor"
-            ]["disabled"]
+            name: api.client.get(api.url(f"/users/{name}"), headers=api.admin).json()["two_factor"][
+                "disabled"
+            ]
             for name in found
         }
         if found == single or deadline == 0:

@@ -17,8 +17,8 @@ from application.clock import FixedClock
 from domain.rules import user_id
 from domain.signals import CONFLICT_RETRIED, CONFLICT_RETRIES_EXHAUSTED
 from interfaces.composition import build_read_models
-from interfaces.http.observability import Metrics
 from interfaces.http.middleware import _user_agent
+from interfaces.http.observability import Metrics
 from interfaces.settings import Settings
 from tests.conftest import DatabaseUnderTest
 from tests.http.conftest import ADMIN, ADMIN_PASSWORD, Api, TestClient
@@ -181,10 +181,8 @@ def test_store_errors_are_counted_by_kind_and_nothing_else_is() -> None:
     assert not metrics.store_error(ValueError("not a database's"))
 
     text = metrics.exposition().decode()
-    assert (
-        'aero_store_errors_total{kind="eventsourcing.OperationalError/sqlite3.OperationalError"} 1.0'
-        in text
-    )
+    kind = "eventsourcing.OperationalError/sqlite3.OperationalError"
+    assert f'aero_store_errors_total{{kind="{kind}"}} 1.0' in text
     assert text.count("aero_store_errors_total{") == 1
 
 

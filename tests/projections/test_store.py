@@ -99,7 +99,9 @@ def test_a_new_view_version_fills_from_position_0_beside_the_older_one(
             connection.execute("CREATE TABLE tracking (application_name TEXT, notification_id INT)")
             connection.execute("INSERT INTO tracking VALUES ('AeroAuth/a', ?)", (position,))
             connection.execute("CREATE TABLE user_directory_v1_positions (slot TEXT, position INT)")
-            connection.execute("INSERT INTO user_directory_v1_positions VALUES ('a', ?)", (position,))
+            connection.execute(
+                "INSERT INTO user_directory_v1_positions VALUES ('a', ?)", (position,)
+            )
             connection.commit()
             connection.close()
         else:
@@ -108,7 +110,10 @@ def test_a_new_view_version_fills_from_position_0_beside_the_older_one(
                     curs.execute(
                         f"CREATE TABLE {table} (application_name TEXT, notification_id BIGINT)"
                     )
-                    curs.execute(f"INSERT INTO {table} VALUES ('AeroAuth/a', %s)", (position,))
+                    curs.execute(
+                        f"INSERT INTO {table} VALUES ('AeroAuth/a', %s)",  # noqa: S608
+                        (position,),
+                    )
         views.ensure()
         assert views.directory.position() == 0
     finally:
