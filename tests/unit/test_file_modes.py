@@ -9,11 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from projections.runtime import open_views
 
 from application.clock import FixedClock
-from domain.credential import UnknownUserLogin
-from interfaces.composition import build_application, operator_token, secret_box
+from domain.unknown_user import UnknownUserLogin
+from interfaces.composition import build_application, build_views, operator_token, secret_box
 from interfaces.settings import Settings
 from tests.conftest import DatabaseUnderTest, make_settings
 
@@ -38,8 +37,9 @@ def sqlite_settings(tmp_path: Path) -> Settings:
 
 
 def test_the_sqlite_files_and_their_wal_and_shm_are_0600(tmp_path: Path, clock: FixedClock) -> None:
-    app = build_application(sqlite_settings(tmp_path), clock=clock)
-    views = open_views(app)
+    settings = sqlite_settings(tmp_path)
+    app = build_application(settings, clock=clock)
+    views = build_views(settings)
     try:
         app.save(UnknownUserLogin.record("acme", "mallory", clock.now()))
         views.audit.ensure()
