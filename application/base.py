@@ -47,6 +47,11 @@ from domain.errors import (
 )
 from domain.origin import running_command
 from domain.rules import environment_id, user_id
+from domain.signals import (
+    COMMITTED_BEFORE_CONFLICT,
+    CONFLICT_RETRIED,
+    CONFLICT_RETRIES_EXHAUSTED,
+)
 from domain.throttle import CODE_THROTTLE, PASSWORD_THROTTLE, Throttle
 
 logger = logging.getLogger("aero_auth.application")
@@ -70,19 +75,6 @@ class SecurityPolicy:
     conflict_retries: int = 10
 
 
-# Observers of contention in the store, for metrics: each is called with one of
-# the names below. The interfaces append to this list; nothing here depends on them.
-CONFLICT_RETRIED = "conflict_retried"  # another writer saved first; deciding again
-CONFLICTS_EXHAUSTED = "conflicts_exhausted"  # still conflicting after every retry
-COMMITTED_BEFORE_CONFLICT = "committed_before_conflict"  # a late-acknowledged commit
-store_observers: list[Callable[[str], None]] = []
-
-
-def observe(name: str) -> None:
-    for observer in store_observers:
-        observer(name)
-
-
 def retry_on_conflict(method: Callable[P, R]) -> Callable[P, R]:
     """Reload and decide again when another writer saved the aggregate first.
 
@@ -99,14 +91,14 @@ def retry_on_conflict(method: Callable[P, R]) -> Callable[P, R]:
         with running_command():
             for attempt in range(app.security.conflict_retries + 1):
                 if attempt:
-                    observe(CONFLICT_RETRIED)
+                    CONFLICT_RETRIED.emit()
                     # Writers that collided once collide again if they retry in step.
                     time.sleep(random.uniform(0, 0.002 * attempt))  # noqa: S311
                 try:
                     return method(*args, **kwargs)
                 except RecordConflictError:
                     continue
-        observe(CONFLICTS_EXHAUSTED)
+        CONFLICT_RETRIES_EXHAUSTED.emit()
         logger.warning("conflicts exhausted: %s", method.__name__)
         raise ConflictError()
 
@@ -194,7 +186,7 @@ class AeroApplication(Application[UUID]):
         # through and its acknowledgement was lost (the library retries an insert
         # after an OperationalError, and the retry collides with its own rows).
         # The save succeeded; deciding again would record the command twice.
-        observe(COMMITTED_BEFORE_CONFLICT)
+        COMMITTED_BEFORE_CONFLICT.emit()
         logger.warning("save committed before the store reported a conflict; not repeated")
         if self.repository.cache and not self.repository.fastforward:
             for aggregate_id, aggregate in processing_event.aggregates.items():

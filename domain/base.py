@@ -10,6 +10,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from domain.origin import current_command_id, current_origin
+from domain.signals import TIME_HELD_BACK
 
 
 class AeroAggregate(Aggregate):
@@ -64,4 +65,6 @@ class AeroAggregate(Aggregate):
         # reads search versions by timestamp); two racing processes' clocks may not
         # agree to the microsecond, so never step back behind the previous event.
         at = max(now, self.modified_on)
+        if at is not now:
+            TIME_HELD_BACK.emit()
         self.trigger_event(event_class, timestamp=at, **self._context(), **fields)

@@ -31,6 +31,7 @@ from application.passwords import Argon2Hasher, Argon2Parameters
 from application.secretbox import SecretBox
 from application.service import AeroAuth, SecurityPolicy
 from domain.throttle import Throttle
+from infrastructure.write_probe import PostgresWriteProbe, SQLiteWriteProbe
 from interfaces.files import private_sqlite_files, warn_if_exposed
 from interfaces.http.app import create_app
 from interfaces.http.clientip import TrustedProxies
@@ -40,7 +41,9 @@ from interfaces.signing_keys import load_previous_key, load_signing_key
 from interfaces.tokens import TokenService
 from interfaces.web.sessions import PostgresSessionList, Sealer, SessionList, SQLiteSessionList
 from projections.api import ReadModels
+from projections.audit_store import SqlAuditView
 from projections.dialects import advisory_key
+from projections.directory_store import SqlDirectoryView
 from projections.lease import CONNECTION_OPTIONS
 from projections.live import LiveReadModels
 from projections.views import Views, postgres_views, sibling_path, sqlite_views
@@ -127,7 +130,8 @@ class Store:
 
     def sqlite_view_paths(self) -> list[Path]:
         """The read models' SQLite files beside the event store's (projections.views)."""
-        return [Path(sibling_path(str(self.sqlite_path), view)) for view in ("audit", "directory")]
+        stems = (SqlAuditView.file_stem, SqlDirectoryView.file_stem)
+        return [Path(sibling_path(str(self.sqlite_path), stem)) for stem in stems]
 
     def eventsourcing_env(self, pool_size: int = 5) -> dict[str, str]:
         """Every key the library reads, explicitly: it merges os.environ underneath."""
@@ -376,6 +380,8 @@ class Container:
     # The web UI's cookie sealer and, opened on its first page, its list of sessions.
     web_sealer: Sealer
     open_web_sessions: Callable[[], SessionList]
+    # Raises unless the event store accepts a write (/readyz); None: not probed.
+    write_probe: Callable[[], None] | None = None
 
     def close(self) -> None:
         try:
@@ -411,6 +417,7 @@ def build_container(
         models,
         web_sealer=Sealer.from_signing_key(load_signing_key(settings)),
         open_web_sessions=partial(web_sessions, Store.from_url(settings.database_url)),
+        write_probe=build_write_probe(settings),
     )
 
 
@@ -423,6 +430,28 @@ def web_sessions(store: Store) -> SessionList:
             store.sqlite_path.with_name(store.sqlite_path.stem + "-web-sessions.db")
         )
     return PostgresSessionList(store)
+
+
+# /readyz answers within a second; the probe gives up before that.
+WRITE_PROBE_TIMEOUT_SECONDS = 0.7
+
+
+def build_write_probe(settings: Settings) -> Callable[[], None]:
+    """A write to the configured store's heartbeat table (infrastructure/write_probe.py)."""
+    store = Store.from_url(settings.database_url)
+    if store.kind == "sqlite":
+        assert store.sqlite_path is not None
+        return SQLiteWriteProbe(store.sqlite_path, WRITE_PROBE_TIMEOUT_SECONDS)
+    return PostgresWriteProbe(
+        {
+            "host": store.host,
+            "port": store.port,
+            "user": store.user,
+            "password": store.password,
+            "dbname": store.dbname,
+        },
+        WRITE_PROBE_TIMEOUT_SECONDS,
+    )
 
 
 def http_app(

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     read_model_wait_seconds: float = Field(
         5.0, gt=0, description="how long an admin write waits for the read models to include it"
     )
+    ready_max_lag_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="/readyz answers 503 while a view's oldest unprocessed event is older",
+    )
     max_request_bytes: int = Field(64 * 1024, ge=1024, description="largest request body accepted")
     project_in_process: bool = Field(
         True,

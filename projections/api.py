@@ -22,6 +22,7 @@ class UserRow:
     rule: str | None
     registered: bool
     locked_until: datetime | None
+    disabled: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,19 @@ class ReadModelQueries(Protocol):
     def verify_audit_chain(self, environment: str) -> ChainReport: ...
 
 
+@dataclass(frozen=True)
+class ViewStatus:
+    """How far one view is behind the event store, and who keeps it up to date."""
+
+    name: str
+    position: int
+    head: int  # the store's last position
+    lag_events: int
+    # Age of the oldest event the view does not hold yet; 0 when it holds them all.
+    lag_seconds: float
+    holder: str | None  # None: no process holds the view's projector lease
+
+
 class ReadModelLifecycle(Protocol):
     """What the server does with the read models: start, wait for writes, probe, stop."""
 
@@ -112,6 +126,9 @@ class ReadModelLifecycle(Protocol):
 
     def problems(self) -> list[str]:
         """Each stopped view's error, naming the position it could not process."""
+
+    def status(self) -> list[ViewStatus]:
+        """Each view's position, lag and projector lease holder, read now."""
 
 
 class ReadModels(ReadModelQueries, ReadModelLifecycle, Protocol):

@@ -84,6 +84,8 @@ class AuditView(ViewStore):
 
     name = "audit"
     base = "audit_v1"
+    file_stem = "audit"
+    adopts_legacy_positions = True
 
     @abstractmethod
     def writer(self, tx: Any, slot: str) -> AuditWriter: ...

@@ -61,7 +61,11 @@ class DirectoryView(ViewStore):
     """The user directory's query and update interface, whatever the database."""
 
     name = "directory"
-    base = "user_directory_v1"
+    # v2 added ``disabled``: a new version fills its own tables from position 0.
+    base = "user_directory_v2"
+    # On SQLite in a file of its own (aero.directory-v2.db): the older version's
+    # file, projector lease and library tracking table stay the older release's.
+    file_stem = "directory-v2"
 
     @abstractmethod
     def writer(self, tx: Any, slot: str) -> DirectoryWriter: ...
@@ -93,6 +97,7 @@ class DirectoryProjection:
             C.AuthenticatorRegistered.TOPIC: self._registered,
             C.TwoFactorReset.TOPIC: self._reset,
             C.CodeStepLocked.TOPIC: self._locked,
+            C.AuthenticatorDisabled.TOPIC: self._disabled,
             C.CodeAccepted.TOPIC: self._unlocked,
             C.RecoveryCodeUsed.TOPIC: self._unlocked,
         }
@@ -172,11 +177,21 @@ class DirectoryProjection:
 
     def _registered(self, writer: DirectoryWriter, event: Any) -> None:
         row = self._user(writer, event)
-        writer.put_user(event.originator_id, replace(row, registered=True, locked_until=None))
+        writer.put_user(
+            event.originator_id,
+            replace(row, registered=True, locked_until=None, disabled=False),
+        )
 
     def _reset(self, writer: DirectoryWriter, event: Any) -> None:
         row = self._user(writer, event)
-        writer.put_user(event.originator_id, replace(row, registered=False, locked_until=None))
+        writer.put_user(
+            event.originator_id,
+            replace(row, registered=False, locked_until=None, disabled=False),
+        )
+
+    def _disabled(self, writer: DirectoryWriter, event: Any) -> None:
+        row = self._user(writer, event)
+        writer.put_user(event.originator_id, replace(row, disabled=True))
 
     def _locked(self, writer: DirectoryWriter, event: Any) -> None:
         row = self._user(writer, event)

@@ -23,7 +23,7 @@ assert set(_FILTERS) == set(TWO_FACTOR_FILTERS)
 
 _USER_COLUMNS = Raw(
     "environment, username_key, username, user_id, groups, roles, "
-    "required, rule, registered, locked_until"
+    "required, rule, registered, locked_until, disabled"
 )
 
 
@@ -37,7 +37,9 @@ class SqlDirectoryView(DirectoryView):
         "_policy": ("environment_id",),
     }
     time_columns: ClassVar[frozenset[str]] = frozenset({"locked_until"})
-    bool_columns: ClassVar[frozenset[str]] = frozenset({"required", "registered", "require_2fa"})
+    bool_columns: ClassVar[frozenset[str]] = frozenset(
+        {"required", "registered", "require_2fa", "disabled"}
+    )
 
     def slot_ddl(self, slot: str) -> list[str]:
         names = {"t": self.table(slot), **self.types}
@@ -48,7 +50,8 @@ class SqlDirectoryView(DirectoryView):
                 "username TEXT NOT NULL, user_id TEXT NOT NULL UNIQUE, "
                 "groups TEXT NOT NULL, roles TEXT NOT NULL, "
                 "required {bool} NOT NULL, rule TEXT, registered {bool} NOT NULL, "
-                "locked_until {time}, PRIMARY KEY (environment, username_key))",
+                "locked_until {time}, disabled {bool} NOT NULL, "
+                "PRIMARY KEY (environment, username_key))",
                 **names,
             ),
             sql(
@@ -139,6 +142,7 @@ class SqlDirectoryView(DirectoryView):
             rule=row["rule"],
             registered=bool(row["registered"]),
             locked_until=None if locked_until is None else self.time_from_db(locked_until),
+            disabled=bool(row["disabled"]),
         )
 
 
@@ -196,10 +200,11 @@ class SqlDirectoryWriter(DirectoryWriter):
         self.view.execute(
             self.cursor,
             sql(
-                "INSERT INTO {t} ({c}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "INSERT INTO {t} ({c}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (user_id) DO UPDATE SET groups = excluded.groups, "
                 "roles = excluded.roles, required = excluded.required, rule = excluded.rule, "
-                "registered = excluded.registered, locked_until = excluded.locked_until",
+                "registered = excluded.registered, locked_until = excluded.locked_until, "
+                "disabled = excluded.disabled",
                 c=_USER_COLUMNS,
                 t=self.table,
             ),
@@ -214,6 +219,7 @@ class SqlDirectoryWriter(DirectoryWriter):
                 row.rule,
                 row.registered,
                 None if row.locked_until is None else self.view.time_to_db(row.locked_until),
+                row.disabled,
             ),
         )
 

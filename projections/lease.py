@@ -148,3 +148,39 @@ def projector_lease(view: ViewStore) -> Lease:
 
         return AdvisoryLease(connect, advisory_key(f"aero-auth/{view.base}/projector"))
     raise TypeError(f"no projector lease for {type(dialect).__name__}")
+
+
+def lease_holder(view: ViewStore, lease: Lease | None = None) -> str | None:
+    """Who holds the view's projector lease: ``this process`` (``lease`` is held), another
+    process (named as far as the database knows it), or None: nobody projects the view.
+
+    SQLite: a shared flock on the lease file is granted only while nobody holds it
+    exclusively, and is let go at once (a runner that tries meanwhile tries again a
+    standby interval later). PostgreSQL: the lock's row in pg_locks.
+    """
+    if lease is not None and lease.held():
+        return "this process"
+    dialect = view.dialect
+    if isinstance(dialect, SQLiteDialect):
+        fd = open_lock_file(f"{dialect.path}.projector.lock", dialect.path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return "another process"
+        finally:
+            os.close(fd)  # and with it the shared lock, if it was granted
+        return None
+    if isinstance(dialect, PostgresDialect):
+        key = advisory_key(f"aero-auth/{view.base}/projector") & 0xFFFF_FFFF_FFFF_FFFF
+        rows = view.query(
+            "SELECT l.pid, a.client_addr::text AS addr FROM pg_locks l "
+            "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+            "AND l.classid::bigint = ? AND l.objid::bigint = ? AND l.database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())",
+            (key >> 32, key & 0xFFFF_FFFF),
+        )
+        if not rows:
+            return None
+        return f"PostgreSQL backend {rows[0]['pid']} ({rows[0]['addr'] or 'local'})"
+    raise TypeError(f"no projector lease for {type(dialect).__name__}")

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import UTC, datetime
 from functools import partial
 from time import monotonic
 from typing import Any
 
 from eventsourcing.application import Application
 
-from projections.api import ReadModels
+from projections.api import ReadModels, ViewStatus
 from projections.batches import PROJECTIONS, TRANSIENT_ERRORS, ProgressCallback
-from projections.lease import projector_lease
+from projections.lease import lease_holder, projector_lease
 from projections.queries import ViewQueries
 from projections.rebuild import rebuild_view
 from projections.runner import BATCH_INTERVAL, ViewRunner
@@ -162,6 +163,40 @@ class LiveReadModels(ViewQueries):
         if self._refresh_problem:
             found.append(self._refresh_problem)
         return found
+
+    def status(self) -> list[ViewStatus]:
+        """Each view's position, lag and lease holder, read from the stores now."""
+        head = self.app.recorder.max_notification_id() or 0
+        if self._elsewhere():
+            self._refresh()
+        positions = self.positions()
+        found = []
+        for name, view in self.views.all().items():
+            position = positions[name]
+            runner = self._runners.get(name)
+            here = runner is not None and runner.projecting and not runner.stopped
+            found.append(
+                ViewStatus(
+                    name=name,
+                    position=position,
+                    head=head,
+                    lag_events=max(0, head - position),
+                    lag_seconds=self._age_of_next(position) if position < head else 0.0,
+                    holder="this process" if here else lease_holder(view),
+                )
+            )
+        return found
+
+    def _age_of_next(self, position: int) -> float:
+        """Seconds since the first event after ``position`` occurred (by its timestamp)."""
+        notifications = self.app.recorder.select_notifications(start=position + 1, limit=1)
+        if not notifications:
+            return 0.0
+        event: Any = self.app.mapper.to_domain_event(notifications[0])
+        occurred: datetime = event.timestamp
+        clock = getattr(self.app, "clock", None)
+        now = clock.now() if clock is not None else datetime.now(UTC)
+        return max(0.0, (now - occurred).total_seconds())
 
     def all_stopped(self) -> bool:
         return bool(self._runners) and all(r.stopped for r in self._runners.values())

@@ -98,6 +98,12 @@ class ViewStore(ABC):
 
     name: ClassVar[str]
     base: ClassVar[str]
+    # On SQLite, the view's file beside the event store's: aero.{file_stem}.db.
+    file_stem: ClassVar[str]
+    # Only the first version of a view was ever tracked in the library's table
+    # (dialect.legacy_tracking_table); a later version must not adopt those
+    # positions, or it would skip the history before them.
+    adopts_legacy_positions: ClassVar[bool] = False
     # Suffixes of one slot's tables; the first is the main table.
     tables: ClassVar[tuple[str, ...]] = ("",)
     # Suffixes of the tables that readers see through a database view.
@@ -233,7 +239,7 @@ class ViewStore(ABC):
         tracking table, keyed ``{application}/{slot}``: carry them over once, or the
         view would process its events a second time."""
         legacy = self.dialect.legacy_tracking_table(self.base)
-        if not self.dialect.exists(cursor, legacy):
+        if not self.adopts_legacy_positions or not self.dialect.exists(cursor, legacy):
             return
         self.execute(
             cursor,

@@ -57,7 +57,9 @@ def sqlite_views(event_store: str) -> Views:
     if not event_store or ":memory:" in event_store or "mode=memory" in event_store:
         raise ValueError("the read models need a file-based SQLite event store")
     audit = SqlAuditView(SQLiteDialect(sibling_path(event_store, "audit")))
-    directory = SqlDirectoryView(SQLiteDialect(sibling_path(event_store, "directory")))
+    directory = SqlDirectoryView(
+        SQLiteDialect(sibling_path(event_store, SqlDirectoryView.file_stem))
+    )
 
     def close() -> None:
         audit.close()
@@ -81,7 +83,7 @@ def missing_views(views: Views) -> list[str]:
     for name, view in views.all().items():
         dialect = view.dialect
         if isinstance(dialect, SQLiteDialect) and not Path(dialect.path).exists():
-            missing.append(f"the {name} view has not been built (no {name} file)")
+            missing.append(f"the {name} view has not been built (no {Path(dialect.path).name})")
         elif not view.exists(view.pointer_table):
             missing.append(f"the {name} view has not been built ({view.base})")
     return missing

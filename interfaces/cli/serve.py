@@ -5,8 +5,11 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import shutil
 import socket
 import sys
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -125,6 +128,35 @@ def bound_malloc_arenas() -> None:
     os.execv(sys.executable, sys.orig_argv)  # noqa: S606 (this very command line)
 
 
+METRICS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def share_metrics(workers: int) -> Path | None:
+    """Have every worker write its metrics where a scrape of any worker sums them.
+
+    prometheus_client's multiprocess mode: each worker writes its values to files
+    in PROMETHEUS_MULTIPROC_DIR, which must be set before the worker imports
+    prometheus_client (workers inherit it from this process) and emptied before
+    they start, or the counts of an earlier run would be added in. The
+    operator's directory is used if set; else one of this process's own, which
+    is also removed at exit (the path it returns). With one worker the
+    process's own registry serves, unless the operator asked for the mode.
+    """
+    # The same path again after bound_malloc_arenas runs this process anew (same pid).
+    own = Path(tempfile.gettempdir()) / f"aero-auth-metrics-{os.getpid()}"
+    directory = os.environ.get(METRICS_DIRECTORY)
+    if not directory:
+        if workers == 1:
+            return None
+        directory = str(own)
+        os.environ[METRICS_DIRECTORY] = directory
+    path = Path(directory)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    return own if path == own else None
+
+
 def _glibc() -> bool:
     try:
         return os.confstr("CS_GNU_LIBC_VERSION") is not None
@@ -144,6 +176,7 @@ def serve(
     AERO_SECRET_KEY, ...). Exit status 3 when they cannot be used or the
     store cannot be reached.
     """
+    owned_metrics = share_metrics(workers)
     bound_malloc_arenas()
     # Imported here, not at the top: each worker imports this module to unpickle its
     # socket before it answers uvicorn's health check, and the root imports the whole
@@ -156,18 +189,22 @@ def serve(
         check_store(settings, must_exist=False)
         prepare_first_start(settings)
     share_cores(workers)
-    run(
-        FACTORY,
-        host=host,
-        port=port,
-        workers=workers,
-        # Our own access log names route templates and escapes client values;
-        # X-Forwarded-For is honoured only from AERO_TRUSTED_PROXIES, by the app.
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        log_config=_log_config(),
-    )
+    try:
+        run(
+            FACTORY,
+            host=host,
+            port=port,
+            workers=workers,
+            # Our own access log names route templates and escapes client values;
+            # X-Forwarded-For is honoured only from AERO_TRUSTED_PROXIES, by the app.
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
+            log_config=_log_config(),
+        )
+    finally:
+        if owned_metrics is not None:
+            shutil.rmtree(owned_metrics, ignore_errors=True)
 
 
 def run(factory: str, *, host: str, port: int, workers: int, **options: Any) -> None:

@@ -53,9 +53,12 @@ def create_app(wire: Callable[[], Container], *, max_request_bytes: int) -> Fast
         # closes its connection pool when it is garbage-collected.
         services = await run_in_threadpool(start_services, wire, metrics)
         app.state.services = services
+        metrics.connect()
         try:
             yield
         finally:
+            metrics.disconnect()
+            metrics.process_ended()
             app.state.services = None
             await run_in_threadpool(close_web_ui, ui)
             await run_in_threadpool(services.close)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -198,11 +197,6 @@ STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
 )
 STORE_RETRY_AFTER_SECONDS = 1
 
-# Observers of store failures, for metrics: called with the kind that
-# ``store_error_kind`` names. The interfaces append to this list.
-store_error_observers: list[Callable[[str], None]] = []
-
-
 def store_error_kind(exc: BaseException) -> str:
     """``pool_timeout``, ``disk_full``, ``locked``, ``connection_lost`` or ``unavailable``."""
     text = " ".join(str(e) for e in (exc, exc.__cause__) if e is not None).lower()
@@ -219,8 +213,7 @@ def store_error_kind(exc: BaseException) -> str:
 
 def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     kind = store_error_kind(exc)
-    for observer in store_error_observers:
-        observer(kind)
+    request.app.state.metrics.store_error(exc)  # aero_store_errors_total{kind}
     # One line, no traceback: the cause is the store's, and a traceback per request
     # while the database is down would bury everything else in the log.
     logger.warning(
@@ -253,6 +246,7 @@ def _record_conflict(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    request.app.state.metrics.store_error(exc)  # aero_store_errors_total{kind}
     # The traceback goes to the log only; the client learns nothing of the internals.
     logger.error(
         "unhandled %s on %s %s",

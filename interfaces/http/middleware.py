@@ -7,6 +7,7 @@ which copies the request task's context.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
@@ -19,7 +20,13 @@ from application.service import last_saved_position
 from domain.origin import Origin, originating
 from interfaces.http.errors import error_response
 from interfaces.http.observability import UNMATCHED_ROUTE, Metrics, escape, logger
-from interfaces.http.services import Services
+from interfaces.http.services import Services, read_models_behind
+
+# Said on an admin write answered before the users list and the audit log included
+# it (the wait for them timed out): the header on every such answer, the field in
+# its JSON object body.
+BEHIND_HEADER = b"aero-reads-reflect-write"
+BEHIND_FIELD = "reads_reflect_write"
 
 # Every event a request causes records its user agent: longer ones are cut
 # (README, "Limits").
@@ -43,8 +50,11 @@ class RequestContextMiddleware:
         ip = self._client_ip(scope, headers)
         user_agent = _user_agent(scope)
 
+        behind: list[int] = []
+        held_start: Message | None = None
+
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
+            nonlocal status, held_start
             if message["type"] == "http.response.start":
                 status = message["status"]
                 extra = [(b"x-request-id", request_id.encode())]
@@ -52,7 +62,16 @@ class RequestContextMiddleware:
                     # Tokens, secrets and recovery codes travel in these bodies (RFC 6749 §5.1).
                     extra += [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
                 extra.append((b"x-content-type-options", b"nosniff"))
+                if behind:
+                    extra.append((BEHIND_HEADER, b"false"))
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
+                if behind and _is_json(message):
+                    held_start = message  # sent with the body, whose length changes
+                    return
+            elif message["type"] == "http.response.body" and held_start is not None:
+                start, held_start = held_start, None
+                start, message = _with_behind_field(start, message)
+                await send(start)
             await send(message)
 
         try:
@@ -63,10 +82,12 @@ class RequestContextMiddleware:
             # A request starts with nothing saved: the task's context is a copy of
             # whoever started the server, which may have saved something itself.
             saved = last_saved_position.set(None)
+            lapses = read_models_behind.set(behind)
             try:
                 with originating(Origin(actor=None, ip=ip, user_agent=user_agent)):
                     await self.app(scope, self._limited(receive), send_with_headers)
             finally:
+                read_models_behind.reset(lapses)
                 last_saved_position.reset(saved)
         finally:
             elapsed = time.perf_counter() - started
@@ -131,6 +152,33 @@ def _user_agent(scope: Scope) -> str | None:
             text: str = value[: 4 * USER_AGENT_LIMIT].decode("utf-8", "replace")
             return text[:USER_AGENT_LIMIT]
     return None
+
+
+def _is_json(start: Message) -> bool:
+    return any(
+        name == b"content-type" and value.startswith(b"application/json")
+        for name, value in start.get("headers", [])
+    )
+
+
+def _with_behind_field(start: Message, body: Message) -> tuple[Message, Message]:
+    """The JSON object body with ``reads_reflect_write: false``, and its new length.
+
+    Only whole bodies of one message (FastAPI's JSON answers); anything else passes
+    unchanged, and the header alone says it."""
+    if body.get("more_body"):
+        return start, body
+    try:
+        document = json.loads(body.get("body", b""))
+    except ValueError:
+        return start, body
+    if not isinstance(document, dict):
+        return start, body
+    document[BEHIND_FIELD] = False
+    encoded = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    headers = [(n, v) for n, v in start["headers"] if n != b"content-length"]
+    headers.append((b"content-length", str(len(encoded)).encode()))
+    return {**start, "headers": headers}, {**body, "body": encoded}
 
 
 def _services(scope: Scope) -> Services | None:

@@ -122,12 +122,9 @@ class TwoFactorView(BaseModel):
     locked_until: Timestamp | None = Field(
         description="the code step is locked until then after repeated failures"
     )
-    disabled: bool | None = Field(
-        default=None,
-        description=(
-            "the authenticator is disabled after too many failures, until an admin reset; "
-            "null in the users list, whose read model does not track it: read the user"
-        ),
+    disabled: bool = Field(
+        default=False,
+        description="the authenticator is disabled after too many failures, until an admin reset",
     )
 
 
@@ -162,7 +159,10 @@ class UserView(BaseModel):
             groups=sorted(row.groups),
             roles=sorted(row.roles),
             two_factor=TwoFactorView(
-                required=row.required, registered=row.registered, locked_until=locked
+                required=row.required,
+                registered=row.registered,
+                locked_until=locked,
+                disabled=row.disabled,
             ),
         )
 

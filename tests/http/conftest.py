@@ -37,6 +37,7 @@ from projections.api import (
     InvalidCursorError,
     Page,
     UserRow,
+    ViewStatus,
 )
 from tests.conftest import DatabaseUnderTest
 
@@ -250,6 +251,10 @@ class FakeReadModels:
 
     def problems(self) -> list[str]:
         return list(self.stopped_views)
+
+    def status(self) -> list[ViewStatus]:
+        head = self.application.recorder.max_notification_id() or 0  # type: ignore[attr-defined]
+        return [ViewStatus(n, head, head, 0, 0.0, "this process") for n in ("audit", "directory")]
 
     def list_users(
         self, environment: str, two_factor: str, limit: int, cursor: str | None

@@ -17,6 +17,7 @@ from projections.api import AuditQuery, UserRow
 from tests.conftest import DatabaseUnderTest
 from tests.http.conftest import (
     ADMIN,
+    ADMIN_PASSWORD,
     Api,
     FakeReadModels,
     TestClient,
@@ -95,7 +96,34 @@ def test_admin_writes_answer_once_the_read_models_have_them(
         api.url("/users/bob/roles"), json={"roles": ["auditor"]}, headers=api.admin
     )
     assert late.status_code == 200
-    assert "aero_read_model_wait_timeouts_total 1.0" in api.client.get("/metrics").text
+    metrics = api.client.get("/metrics").text
+    assert "aero_read_model_wait_timeouts_total 1.0" in metrics
+    assert "aero_read_model_wait_seconds_count 4.0" in metrics
+
+
+def test_a_write_answered_before_the_read_models_have_it_says_so(
+    with_read_models: Api, fake: list[FakeReadModels]
+) -> None:
+    api, [read_models] = with_read_models, fake
+    current = api.create_user("bob")
+    read_models.wait_succeeds = False
+    late = api.client.put(
+        api.url("/users/bob/roles"), json={"roles": ["auditor"]}, headers=api.admin
+    )
+    no_body = api.client.post(
+        api.url("/me/password"),
+        json={"current_password": ADMIN_PASSWORD, "new_password": "another long passphrase 9"},
+        headers=api.admin,
+    )
+
+    assert "aero-reads-reflect-write" not in current.headers
+    assert "reads_reflect_write" not in current.json()
+    assert late.status_code == 200
+    assert late.headers["aero-reads-reflect-write"] == "false"
+    assert late.json()["reads_reflect_write"] is False
+    assert late.json()["roles"] == ["auditor"]
+    assert int(late.headers["content-length"]) == len(late.content)
+    assert (no_body.status_code, no_body.headers["aero-reads-reflect-write"]) == (204, "false")
 
 
 def test_users_list_pages_through_the_read_model(

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from eventsourcing.persistence import OperationalError
 
 from application.clock import FixedClock
 from domain.rules import user_id
+from domain.signals import CONFLICT_RETRIED, CONFLICT_RETRIES_EXHAUSTED
+from interfaces.composition import build_read_models
 from interfaces.http.middleware import _user_agent
+from interfaces.http.observability import Metrics
 from interfaces.settings import Settings
 from tests.conftest import DatabaseUnderTest
 from tests.http.conftest import ADMIN, ADMIN_PASSWORD, Api, TestClient
@@ -127,3 +137,83 @@ def test_forwarded_for_counts_only_from_trusted_proxies(
 def test_trusted_proxies_must_be_addresses_or_networks(settings: Settings) -> None:
     with pytest.raises(ValueError, match="not-a-network"):
         Settings(**{**settings.model_dump(), "trusted_proxies": ["not-a-network"]})
+
+
+def test_metrics_show_the_views_the_held_back_event_times_and_conflict_retries(
+    app_factory: Callable[..., TestClient], settings: Settings, clock: FixedClock
+) -> None:
+    client = app_factory(read_models_factory=lambda app: build_read_models(settings, app))
+    api = Api(client, clock)
+    api.create_environment()
+    api.create_user("bob")
+    clock.advance(seconds=-30)  # the clock steps back: bob's next event keeps his last time
+    api.client.put(api.url("/users/bob/groups"), json={"groups": ["x"]}, headers=api.admin)
+    head = api.application.recorder.max_notification_id()
+    for _ in range(2):
+        CONFLICT_RETRIED.emit()
+    CONFLICT_RETRIES_EXHAUSTED.emit()
+
+    # The views' gauges are a view of at most 2 s ago: wait for the current one.
+    position = f'aero_view_position{{view="directory"}} {head:.1f}'
+    deadline = time.monotonic() + 15
+    while position not in (text := client.get("/metrics").text) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    assert "aero_event_time_held_back_total 1.0" in text
+    assert "aero_conflict_retries_total 2.0" in text
+    assert "aero_conflict_retries_exhausted_total 1.0" in text
+    for view in ("audit", "directory"):
+        assert f'aero_view_position{{view="{view}"}} {head:.1f}' in text
+        assert f'aero_view_lag_events{{view="{view}"}} 0.0' in text
+        assert f'aero_view_lag_seconds{{view="{view}"}} 0.0' in text
+        assert f'aero_view_lease_held{{view="{view}"}} 1.0' in text
+
+
+def test_store_errors_are_counted_by_kind_and_nothing_else_is() -> None:
+    metrics = Metrics()
+    try:
+        try:
+            raise sqlite3.OperationalError("database is locked")
+        except sqlite3.OperationalError as e:
+            raise OperationalError(str(e)) from e
+    except OperationalError as wrapped:
+        assert metrics.store_error(wrapped)
+    assert not metrics.store_error(ValueError("not a database's"))
+
+    text = metrics.exposition().decode()
+    kind = "eventsourcing.OperationalError/sqlite3.OperationalError"
+    assert f'aero_store_errors_total{{kind="{kind}"}} 1.0' in text
+    assert text.count("aero_store_errors_total{") == 1
+
+
+_WORKER = """
+import sys
+from interfaces.http.observability import Metrics
+metrics = Metrics()
+for _ in range(int(sys.argv[1])):
+    metrics.observe_request("GET", "/healthz", 200, 0.001)
+metrics.view_lease_held.labels("audit").set(int(sys.argv[2]))
+sys.stdout.buffer.write(metrics.exposition())
+"""
+
+
+def test_metrics_of_several_processes_sharing_a_directory_are_summed(tmp_path: Path) -> None:
+    """What `serve --workers N` sets up: each worker's scrape answers for all of them."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+
+    def worker(requests: int, holds: int) -> str:
+        return subprocess.run(
+            [sys.executable, "-c", _WORKER, str(requests), str(holds)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+
+    worker(3, 1)
+    second = worker(4, 0)
+
+    route = 'aero_http_requests_total{method="GET",route="/healthz",status="200"}'
+    assert f"{route} 7.0" in second
+    # livesum: the first process was not marked dead (process_ended), so its 1 counts.
+    assert 'aero_view_lease_held{view="audit"} 1.0' in second

@@ -92,9 +92,25 @@ def test_two_workers_each_serve_a_share_of_a_burst_of_connections(
                 assert connection.recv(4096).startswith(b"HTTP/1.1 200")
             counts = _accepted_by_worker(server.pid, port)
             arenas = [_environ(pid).get("MALLOC_ARENA_MAX") for pid in counts]
+            metric_dirs = {_environ(pid).get("PROMETHEUS_MULTIPROC_DIR") for pid in counts}
         finally:
             for connection in connections:
                 connection.close()
+        # Each worker sets its own gauges every 2 s; wait until the holder's is in.
+        deadline = time.monotonic() + 30
+        lease = 'aero_view_lease_held{view="audit"} 1.0'
+        while lease not in httpx.get(f"{server.base_url}/metrics").text:
+            assert time.monotonic() < deadline, server.log.read_text()
+            time.sleep(0.2)
+        # Each scrape on a connection of its own, so whichever worker the kernel picks.
+        scrapes = [httpx.get(f"{server.base_url}/metrics").text for _ in range(8)]
+    healthz = 'aero_http_requests_total{method="GET",route="/healthz",status="200"}'
+    assert all(f"{healthz} 24.0" in text for text in scrapes), [
+        line for text in scrapes for line in text.splitlines() if line.startswith(healthz)
+    ]
+    assert all(lease in text for text in scrapes)
+    [metric_dir] = metric_dirs
+    assert metric_dir is not None and not Path(metric_dir).exists()  # removed at exit
     assert len(counts) == 2, counts
     assert arenas == ["2", "2"]
     assert sum(counts.values()) == 24, counts
@@ -211,3 +227,32 @@ def test_the_operators_malloc_arena_max_stands(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(os, "execv", no_exec)
     serve.bound_malloc_arenas()
     assert os.environ["MALLOC_ARENA_MAX"] == "4"
+
+
+def test_serve_gives_several_workers_an_emptied_metrics_directory_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(serve.METRICS_DIRECTORY, raising=False)
+    assert serve.share_metrics(1) is None
+    assert serve.METRICS_DIRECTORY not in os.environ
+
+    owned = serve.share_metrics(2)
+    try:
+        assert owned is not None and os.environ[serve.METRICS_DIRECTORY] == str(owned)
+        (owned / "counter_123.db").write_bytes(b"an earlier run's")
+        # Run anew in its place (bound_malloc_arenas): the same directory, emptied again.
+        assert serve.share_metrics(2) == owned
+        assert list(owned.iterdir()) == []
+    finally:
+        if owned is not None:
+            owned.rmdir()
+
+
+def test_the_operators_metrics_directory_is_emptied_but_kept(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "gauge_livesum_9.db").write_bytes(b"stale")
+    monkeypatch.setenv(serve.METRICS_DIRECTORY, str(tmp_path))
+
+    assert serve.share_metrics(2) is None
+    assert list(tmp_path.iterdir()) == []

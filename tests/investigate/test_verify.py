@@ -135,7 +135,7 @@ def test_verify_reports_a_tampered_directory_row(
     raw_sql(
         database,
         live,
-        "UPDATE user_directory_v1_a SET registered = ? "
+        "UPDATE user_directory_v2_a SET registered = ? "
         "WHERE environment = ? AND username_key = 'carol'",
         True,
         ENV,
@@ -146,7 +146,7 @@ def test_verify_reports_a_tampered_directory_row(
     assert report["differences"] == [
         {
             "view": "directory",
-            "table": "user_directory_v1",
+            "table": "user_directory_v2",
             "key": {"environment": ENV, "username_key": "carol"},
             "column": "registered",
             "live": True,
@@ -186,7 +186,7 @@ def test_verify_reports_a_tampered_audit_row_and_the_broken_chain(
 def test_verify_reports_a_deleted_row(
     live: LiveReadModels, settings: Settings, database: DatabaseUnderTest
 ) -> None:
-    raw_sql(database, live, "DELETE FROM user_directory_v1_a WHERE username_key = 'dave'")
+    raw_sql(database, live, "DELETE FROM user_directory_v2_a WHERE username_key = 'dave'")
     code, report = verify_json(settings)
     assert code == 1
     [difference] = report["differences"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresTrackingRecorder
@@ -14,7 +16,7 @@ from projections.dialects import PostgresDialect, SQLiteDialect
 from projections.live import LiveReadModels
 from projections.sql import sql
 from projections.store import ViewStore
-from tests.projections.conftest import caught_up, make_environment
+from tests.projections.conftest import PASSWORD, caught_up, make_environment
 
 
 def legacy_tracking(view: ViewStore) -> None:
@@ -44,15 +46,14 @@ def test_a_view_tracked_in_the_librarys_table_carries_its_position_over(
 ) -> None:
     views = build_views(settings)
     try:
-        for view in views.all().values():
-            legacy_tracking(view)
+        view = views.audit  # only first versions were ever tracked there
+        legacy_tracking(view)
         views.ensure()
-        for view in views.all().values():
-            assert view.position() == 7  # the live slot, a
-            positions = view.query(
-                sql("SELECT slot, position FROM {t} ORDER BY slot", t=view.tracking_table)
-            )
-            assert [(row["slot"], row["position"]) for row in positions] == [("a", 7), ("b", 3)]
+        assert view.position() == 7  # the live slot, a
+        positions = view.query(
+            sql("SELECT slot, position FROM {t} ORDER BY slot", t=view.tracking_table)
+        )
+        assert [(row["slot"], row["position"]) for row in positions] == [("a", 7), ("b", 3)]
     finally:
         views.close()
 
@@ -77,3 +78,53 @@ def test_a_new_view_starts_at_position_zero(settings: Settings, name: str) -> No
         assert views.all()[name].position() == 0
     finally:
         views.close()
+
+
+def test_a_new_view_version_fills_from_position_0_beside_the_older_one(
+    app: AeroAuth, settings: Settings
+) -> None:
+    """An upgrade from user_directory_v1 (tracked in the library's table, or in its own
+    positions table, at the same names a later version would find) rebuilds the new
+    version from the first event rather than adopting the older one's position."""
+    make_environment(app)
+    app.create_user("acme", "bob", PASSWORD)
+    position = app.recorder.max_notification_id()
+    views = build_views(settings)
+    try:
+        older = views.directory.dialect
+        if isinstance(older, SQLiteDialect):
+            # The older release's file beside the store, as it left it.
+            older_file = older.path.replace("directory-v2", "directory")
+            connection = sqlite3.connect(older_file)
+            connection.execute("CREATE TABLE tracking (application_name TEXT, notification_id INT)")
+            connection.execute("INSERT INTO tracking VALUES ('AeroAuth/a', ?)", (position,))
+            connection.execute("CREATE TABLE user_directory_v1_positions (slot TEXT, position INT)")
+            connection.execute(
+                "INSERT INTO user_directory_v1_positions VALUES ('a', ?)", (position,)
+            )
+            connection.commit()
+            connection.close()
+        else:
+            with older.datastore.transaction(commit=True) as curs:
+                for table in ("user_directory_v1_tracking", "user_directory_v2_tracking"):
+                    curs.execute(
+                        f"CREATE TABLE {table} (application_name TEXT, notification_id BIGINT)"
+                    )
+                    curs.execute(
+                        f"INSERT INTO {table} VALUES ('AeroAuth/a', %s)",  # noqa: S608
+                        (position,),
+                    )
+        views.ensure()
+        assert views.directory.position() == 0
+    finally:
+        views.close()
+    models = LiveReadModels(app, build_views(settings), poll_interval=0.05)
+    models.start()
+    try:
+        caught_up(app, models)
+        assert [row.username for row in models.list_users("acme", "all", 10, None).items] == [
+            "alice",
+            "bob",
+        ]
+    finally:
+        models.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventsourcing.persistence import ApplicationRecorder
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -26,17 +25,7 @@ def healthz() -> HealthView:
 def _problems(services: Services | None) -> list[str]:
     if services is None:
         return ["the service is starting"]
-    problems = []
-    recorder = services.application.recorder
-    try:
-        assert isinstance(recorder, ApplicationRecorder)
-        recorder.max_notification_id()
-    except Exception as e:
-        logger.warning("event store unreachable: %s", type(e).__name__)
-        problems.append(f"event store unreachable ({type(e).__name__})")
-    if services.read_models is not None and not services.read_models.is_ready():
-        problems.extend(services.read_models.problems() or ["read models are catching up"])
-    return problems
+    return services.readiness.problems()
 
 
 @router.get(
@@ -44,7 +33,15 @@ def _problems(services: Services | None) -> list[str]:
     responses={503: {"model": NotReadyView, "description": "not ready, with the reasons"}},
 )
 def readyz(request: Request) -> Any:
-    """Ready once the event store answers and the read models have caught up."""
+    """Ready while the event store accepts a write and every view is kept up to date.
+
+    503, naming each reason, while: the store refuses or does not answer a write
+    (within 0.7 s: this answers within a second even while the database hangs);
+    the views have not caught up since this process started, or one stopped on an
+    event; a view has no process holding its projector lease; or a view's oldest
+    unprocessed event is older than AERO_READY_MAX_LAG_SECONDS. Results are kept
+    for 2 s, so a burst of probes costs the store one write.
+    """
     problems = _problems(getattr(request.app.state, "services", None))
     if problems:
         body = NotReadyView(detail="; ".join(problems), problems=problems)
@@ -58,8 +55,16 @@ def readyz(request: Request) -> Any:
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
 def metrics(request: Request) -> Response:
-    """Requests and latencies by route template, login steps by outcome."""
+    """Requests and latencies by route template, login steps by outcome, the views'
+    positions, lag and lease holders, conflict retries, store errors, clock hold-backs;
+    under several workers, the sum over all of them."""
     registry: Metrics = request.app.state.metrics
+    services: Services | None = getattr(request.app.state, "services", None)
+    if services is not None and services.read_models is not None:
+        try:
+            services.readiness.view_status()  # refreshes the views' gauges
+        except Exception as e:
+            logger.warning("cannot read the views' status: %s: %s", type(e).__name__, e)
     return Response(registry.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
