@@ -336,7 +336,7 @@ def serving(database: DatabaseUnderTest, tmp_path: Path, workers: int = 1) -> It
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 180  # a loaded machine: workers took over 30 s to start
         while True:
             assert process.poll() is None, log.read_text()
             try:
