@@ -155,6 +155,75 @@ def secret_box(settings: Settings) -> SecretBox:
     return SecretBox({"k1": key}, "k1")
 
 
+def audit_chain_key(settings: Settings, *, create: bool = True) -> bytes:
+    """The audit chain's HMAC key (projections/audit_chain.py): a setting, a key file, or
+    the one the first start creates in the data directory (mode 0600). Kept outside the
+    database, so that write access to the database is not enough to recompute the chain.
+
+    ``create`` False (investigations): a missing generated key is an error, not a new key.
+    """
+    if settings.audit_key is not None:
+        return decode_key(settings.audit_key.get_secret_value(), "AERO_AUDIT_KEY")
+    if settings.audit_key_file is not None:
+        try:
+            text = settings.audit_key_file.read_text()
+        except OSError as e:
+            raise KeyConfigurationError(f"cannot read AERO_AUDIT_KEY_FILE: {e}") from e
+        warn_if_exposed(settings.audit_key_file, "AERO_AUDIT_KEY_FILE")
+        return decode_key(text, "AERO_AUDIT_KEY_FILE")
+    path = settings.data_dir / "audit.key"
+    if not create and not path.exists():
+        raise KeyConfigurationError(
+            f"no audit key at {path}: set AERO_AUDIT_KEY, AERO_AUDIT_KEY_FILE or AERO_DATA_DIR"
+        )
+    fresh = base64.b64encode(secrets.token_bytes(32))
+    return decode_key(read_or_create(path, fresh, "the audit chain key").decode(), str(path))
+
+
+def _ed25519_key(pem: bytes, source: str) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as e:
+        raise KeyConfigurationError(f"{source} is not an unencrypted PEM private key") from e
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyConfigurationError(f"{source} must hold an Ed25519 key")
+    return key
+
+
+def _fresh_ed25519_pem() -> bytes:
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def checkpoint_signing_key(settings: Settings, *, create: bool) -> Ed25519PrivateKey | None:
+    """The operator's key for audit checkpoints: AERO_AUDIT_CHECKPOINT_KEY_FILE, or
+    audit-checkpoint.pem in the data directory (made by the first checkpoint when
+    ``create``; None when absent and not ``create``).
+
+    A key of its own rather than the token signing key: tokens' key is rotated
+    on the service's schedule and any checkpoint must stay checkable for years,
+    and a key that signs only checkpoints cannot be made to sign one by asking
+    the service for a token.
+    """
+    if settings.audit_checkpoint_key_file is not None:
+        source = "AERO_AUDIT_CHECKPOINT_KEY_FILE"
+        try:
+            pem = settings.audit_checkpoint_key_file.read_bytes()
+        except OSError as e:
+            raise KeyConfigurationError(f"cannot read {source}: {e}") from e
+        warn_if_exposed(settings.audit_checkpoint_key_file, source)
+        return _ed25519_key(pem, source)
+    path = settings.data_dir / "audit-checkpoint.pem"
+    if not create and not path.exists():
+        return None
+    return _ed25519_key(
+        read_or_create(path, _fresh_ed25519_pem(), "the audit checkpoint signing key"), str(path)
+    )
+
+
 def load_signing_key(settings: Settings) -> Ed25519PrivateKey:
     """The token signing key: the configured file, or one the first start creates
     (mode 0600, SECURITY.md 16)."""
@@ -265,15 +334,25 @@ def build_application(settings: Settings, clock: Clock | None = None) -> AeroAut
         )
 
 
-def build_views(settings: Settings, pool_size: int | None = None) -> Views:
+def build_views(
+    settings: Settings,
+    pool_size: int | None = None,
+    *,
+    create_keys: bool = True,
+    chain_key: bytes | None = None,
+) -> Views:
     """The views of the configured store: in its PostgreSQL database, or in files beside
     its SQLite file. On PostgreSQL they share a pool of their own, ``pool_size``
-    connections (the configured size by default)."""
+    connections (the configured size by default). ``create_keys`` False: a missing
+    audit key is an error (investigations), not a new key. ``chain_key``: views that
+    are only asked whether they exist, under a key that writes nothing."""
     store = Store.from_url(settings.database_url)
+    if chain_key is None:
+        chain_key = audit_chain_key(settings, create=create_keys)
     if store.kind == "sqlite":
         assert store.sqlite_path is not None
         store.sqlite_path.parent.mkdir(parents=True, exist_ok=True)  # as the event store's
-        return sqlite_views(str(store.sqlite_path))
+        return sqlite_views(str(store.sqlite_path), chain_key)
     size = pool_size or settings.postgres_pool_size
     datastore = PostgresDatastore(
         dbname=store.dbname,
@@ -286,7 +365,7 @@ def build_views(settings: Settings, pool_size: int | None = None) -> Views:
         pool_size=size,
         max_overflow=size * 2,
     )
-    return postgres_views(datastore)
+    return postgres_views(datastore, chain_key)
 
 
 def build_read_models(settings: Settings, application: AeroAuth, **options: Any) -> LiveReadModels:
@@ -374,6 +453,7 @@ def prepare_first_start(settings: Settings) -> None:
     """Create the keys and the operator token once, before any worker starts, so that
     workers only read them; read_or_create says where it put each one."""
     secret_box(settings)
+    audit_chain_key(settings)
     load_signing_key(settings)
     operator_token(settings)
     if settings.operator_token is None:

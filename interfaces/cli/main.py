@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from interfaces.cli import environments, serve, views
+from interfaces.cli import audit, environments, serve, views
 from interfaces.cli.investigate import investigate_app
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app = typer.Typer(
 app.command("serve")(serve.serve)
 app.add_typer(environments.app, name="environments")
 app.add_typer(investigate_app, name="investigate")
+app.add_typer(audit.app, name="audit")
 views.register(app)
 
 

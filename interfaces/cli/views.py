@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -13,7 +14,15 @@ from eventsourcing.application import Application
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from interfaces.composition import build_application, build_views, load_settings
+from interfaces.checkpoints import CheckpointError, check_checkpoint, read_checkpoint
+from interfaces.composition import (
+    ConfigurationError,
+    build_application,
+    build_views,
+    checkpoint_signing_key,
+    load_settings,
+)
+from interfaces.keys import KeyConfigurationError
 from projections.api import ChainReport
 from projections.audit import verify_chain
 from projections.batches import ProgressCallback
@@ -125,9 +134,43 @@ def rebuild(
 
 def verify_audit(
     environment: Annotated[str, typer.Argument(help="the environment's slug")],
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            help="a file of `aero-auth audit checkpoint`: the chain must extend it",
+        ),
+    ] = None,
 ) -> None:
-    """Check the audit log's hash chain (SECURITY.md 19); exit 1 naming the first broken entry."""
-    report = check_audit_chain(build_views(load_settings(), pool_size=2), environment)
+    """Check the audit log's keyed hash chain (SECURITY.md 19); exit 1 naming the first broken
+    entry, or when the chain does not extend --checkpoint or its signature is bad."""
+    try:
+        settings = load_settings()
+        views = build_views(settings, pool_size=2, create_keys=False)
+        trusted = checkpoint_signing_key(settings, create=False)
+    except (ConfigurationError, KeyConfigurationError, ValueError) as e:
+        print(f"aero-auth verify-audit: configuration: {e}", file=sys.stderr)
+        raise typer.Exit(code=3) from None
+    if checkpoint is not None:
+        try:
+            fields = read_checkpoint(checkpoint.read_text())
+        except (OSError, CheckpointError) as e:
+            views.close()
+            print(f"aero-auth verify-audit: {checkpoint}: {e}", file=sys.stderr)
+            raise typer.Exit(code=2) from None
+        try:
+            views.ensure()
+            result = check_checkpoint(
+                views.audit, environment, fields, None if trusted is None else trusted.public_key()
+            )
+        finally:
+            views.close()
+        stream = sys.stdout if result.ok else sys.stderr
+        print(f"{environment}: {result.reason}", file=stream)
+        if not result.ok:
+            raise typer.Exit(code=1)
+        return
+    report = check_audit_chain(views, environment)
     if report.intact:
         print(f"{environment}: {report.entries_checked} entries, hash chain intact")
         return

@@ -273,7 +273,7 @@ def live_views_exist(database: DatabaseUnderTest) -> bool:
     with psycopg.connect(
         host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=database.pg_dbname
     ) as conn:
-        row = conn.execute("SELECT to_regclass('audit_v1_slot') IS NOT NULL").fetchone()
+        row = conn.execute("SELECT to_regclass('audit_v2_slot') IS NOT NULL").fetchone()
         return bool(row and row[0])
 
 

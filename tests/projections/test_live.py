@@ -146,8 +146,8 @@ def test_a_rebuilt_view_equals_the_live_view_row_for_row(
 
     # The old slot is gone; the next rebuild, from another process's views, goes back to it.
     audit = read_models.views.audit
-    assert not audit.exists("audit_v1_a")
-    assert audit.exists("audit_v1_b")
+    assert not audit.exists("audit_v2_a")
+    assert audit.exists("audit_v2_b")
     assert run_rebuild(app, build_views(settings), "audit") == position
     assert active_slot(audit) == "a"
     assert rows(audit) == live["audit"]
@@ -237,6 +237,7 @@ def two_processes(
     app: AeroAuth, settings: Settings
 ) -> Iterator[tuple[LiveReadModels, LiveReadModels]]:
     """The read models of two server processes over one store, quick to take over."""
+
     def process() -> LiveReadModels:
         return live_read_models(app, settings, poll_interval=0.01, standby_interval=0.05)
 
