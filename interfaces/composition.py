@@ -29,8 +29,9 @@ from pydantic import SecretStr, ValidationError
 
 from application.clock import Clock, SystemClock
 from application.passwords import Argon2Hasher, Argon2Parameters
-from application.secretbox import SecretBox
+from application.secretbox import SecretBox, SecretBoxError
 from application.service import AeroAuth, SecurityPolicy
+from domain.credential import UserCredential
 from domain.throttle import Throttle
 from interfaces.files import private_sqlite_files, warn_if_exposed
 from interfaces.http.app import create_app
@@ -138,7 +139,29 @@ class Store:
         }
 
 
+def _secret_keys(text: str) -> SecretBox:
+    """AERO_SECRET_KEYS: ``id:base64`` pairs separated by commas, the current key first."""
+    keys: dict[str, bytes] = {}
+    for part in (p.strip() for p in text.split(",")):
+        key_id, colon, encoded = part.partition(":")
+        key_id = key_id.strip()
+        if not colon or not key_id or "." in key_id:
+            raise KeyConfigurationError(
+                "AERO_SECRET_KEYS: each entry is ID:BASE64 (an id without '.'), e.g. k2:...,k1:..."
+            )
+        if key_id in keys:
+            raise KeyConfigurationError(f"AERO_SECRET_KEYS: the key id {key_id!r} appears twice")
+        keys[key_id] = decode_key(encoded, f"AERO_SECRET_KEYS ({key_id})")
+    if not keys:
+        raise KeyConfigurationError("AERO_SECRET_KEYS names no key")
+    return SecretBox(keys, next(iter(keys)))
+
+
 def secret_box(settings: Settings) -> SecretBox:
+    """The TOTP secrets' keys. AERO_SECRET_KEYS holds several by id (rotation); the single
+    key of AERO_SECRET_KEY, AERO_SECRET_KEY_FILE or secret.key has the id ``k1``."""
+    if settings.secret_keys is not None:
+        return _secret_keys(settings.secret_keys.get_secret_value())
     if settings.secret_key is not None:
         key = decode_key(settings.secret_key.get_secret_value(), "AERO_SECRET_KEY")
     elif settings.secret_key_file is not None:
@@ -388,6 +411,44 @@ def build_tokens(settings: Settings, clock: Clock) -> TokenService:
     )
 
 
+def check_secret_keys(application: AeroAuth, page: int = 1000) -> None:
+    """Refuse to start when the store holds TOTP secrets that the configured keys cannot
+    decrypt: a key id not configured, or a key replaced under the same id.
+
+    Without this every user with an authenticator would get a 500 at the code step.
+    One ciphertext per key id is tried, the latest; the events that carry them are
+    selected by topic in the database.
+    """
+    box = application.secret_box
+    latest: dict[str, tuple[str, str]] = {}
+    start = 1
+    topics = [UserCredential.RegistrationStarted.TOPIC]
+    while True:
+        notifications = application.recorder.select_notifications(start, page, topics=topics)
+        for notification in notifications:
+            event: Any = application.mapper.to_domain_event(notification)
+            token = event.encrypted_secret
+            latest[SecretBox.key_id_of(token)] = (token, str(event.originator_id))
+        if len(notifications) < page:
+            break
+        start = notifications[-1].id + 1
+    missing = sorted(set(latest) - box.key_ids)
+    if missing:
+        raise KeyConfigurationError(
+            f"the store holds TOTP secrets encrypted under key id(s) {', '.join(missing)}, "
+            f"which are not configured (configured: {', '.join(sorted(box.key_ids))}): "
+            "set AERO_SECRET_KEYS (or the key file) to include them"
+        )
+    for key_id, (token, context) in sorted(latest.items()):
+        try:
+            box.decrypt(token, context)
+        except SecretBoxError:
+            raise KeyConfigurationError(
+                f"the configured key {key_id!r} does not decrypt the TOTP secrets stored under "
+                f"that id: the key was replaced; configure the key they were encrypted with"
+            ) from None
+
+
 @dataclass
 class Container:
     """What a running service holds for its whole life; the HTTP app receives one.
@@ -424,6 +485,7 @@ def build_container(
     proxies = TrustedProxies(settings.trusted_proxies)
     application = build_application(settings, clock=clock)
     try:
+        check_secret_keys(application)
         models = read_models(application) if read_models is not None else None
     except BaseException:
         application.close()
@@ -484,4 +546,6 @@ def build_investigator(settings: Settings) -> AeroAuth:
     if store.kind == "sqlite" and store.sqlite_path and not store.sqlite_path.exists():
         raise ConfigurationError(f"no event store at {store.sqlite_path}: set AERO_DATABASE_URL")
     throwaway = base64.b64encode(secrets.token_bytes(32)).decode()
-    return build_application(settings.model_copy(update={"secret_key": SecretStr(throwaway)}))
+    return build_application(
+        settings.model_copy(update={"secret_key": SecretStr(throwaway), "secret_keys": None})
+    )

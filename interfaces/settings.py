@@ -22,6 +22,12 @@ class Settings(BaseSettings):
         None, description="base64 of 32 bytes: AES-256-GCM key for TOTP secrets"
     )
     secret_key_file: Path | None = Field(None, description="file holding AERO_SECRET_KEY")
+    secret_keys: SecretStr | None = Field(
+        None,
+        description="several AES-256-GCM keys by id, the current one first: "
+        "'k2:BASE64,k1:BASE64'; new secrets are encrypted under the first, older ones "
+        "stay readable; takes the place of AERO_SECRET_KEY and AERO_SECRET_KEY_FILE",
+    )
     audit_key: SecretStr | None = Field(
         None, description="base64 of 32 bytes: HMAC-SHA256 key of the audit log's hash chain"
     )

@@ -105,7 +105,9 @@ def replay(
     target = _target(into)
     settings = configured_settings()
     try:
-        chain_key = audit_chain_key(settings, create=False)
+        # The first start creates this key; a store no server has started yet gets it
+        # here, so its copy's chain is the one the live view will have.
+        chain_key = audit_chain_key(settings)
     except KeyConfigurationError as e:
         fail(f"configuration: {e}", BAD_INPUT)
     with opened_application(settings) as app:

@@ -239,11 +239,11 @@ def edit_stored_event(database: DatabaseUnderTest, needle: bytes, change: bytes)
         assert database.sqlite_path is not None
         with sqlite3.connect(database.sqlite_path) as conn:
             rows = conn.execute(
-                "SELECT notification_id, state FROM stored_events ORDER BY notification_id"
+                "SELECT rowid, state FROM stored_events ORDER BY rowid"
             ).fetchall()
             position, state = [row for row in rows if needle in row[1]][-1]
             conn.execute(
-                "UPDATE stored_events SET state = ? WHERE notification_id = ?",
+                "UPDATE stored_events SET state = ? WHERE rowid = ?",
                 (state.replace(needle, change), position),
             )
         return int(position)
