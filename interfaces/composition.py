@@ -518,6 +518,11 @@ def prepare_first_start(settings: Settings) -> None:
     audit_chain_key(settings)
     load_signing_key(settings)
     operator_token(settings)
+    application = build_application(settings)
+    try:
+        check_secret_keys(application)  # before any worker: one line, not one per worker
+    finally:
+        application.close()
     if settings.operator_token is None:
         path = (settings.data_dir / "operator.token").resolve()
         print(f"aero-auth: the operator token is in {path}", file=sys.stderr)

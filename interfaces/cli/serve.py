@@ -142,8 +142,13 @@ def serve(
     # socket before it answers uvicorn's health check (5 s), and the root imports
     # the whole HTTP app.
     from interfaces.composition import load_settings, prepare_first_start
+    from interfaces.keys import KeyConfigurationError
 
-    prepare_first_start(load_settings())
+    try:
+        prepare_first_start(load_settings())
+    except KeyConfigurationError as e:
+        print(f"aero-auth serve: {e}", file=sys.stderr)
+        raise typer.Exit(code=3) from None
     share_cores(workers)
     run(
         FACTORY,

@@ -4,6 +4,10 @@ and several keys let new secrets use a new one while older ones stay readable.""
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -63,3 +67,26 @@ def test_several_keys_encrypt_under_the_first_and_read_the_older(
         assert again.secret_box.encrypt("x", "u").startswith("k2.")
     finally:
         container.close()
+
+
+def test_serve_refuses_to_start_with_one_line_and_exit_3(
+    app: AeroAuth, settings: Settings, clock: FixedClock
+) -> None:
+    bob_registered(app, clock)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AERO_")},
+        "AERO_DATABASE_URL": settings.database_url,
+        "AERO_DATA_DIR": str(settings.data_dir),
+        "AERO_SECRET_KEY": NEW,
+        "AERO_OPERATOR_TOKEN": "operator-token-for-tests",
+    }
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("aero-auth")), "serve", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 3, done.stderr
+    [line] = [ln for ln in done.stderr.splitlines() if ln.startswith("aero-auth serve:")]
+    assert "does not decrypt" in line
