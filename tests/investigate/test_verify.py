@@ -238,9 +238,7 @@ def edit_stored_event(database: DatabaseUnderTest, needle: bytes, change: bytes)
     if database.kind == "sqlite":
         assert database.sqlite_path is not None
         with sqlite3.connect(database.sqlite_path) as conn:
-            rows = conn.execute(
-                "SELECT rowid, state FROM stored_events ORDER BY rowid"
-            ).fetchall()
+            rows = conn.execute("SELECT rowid, state FROM stored_events ORDER BY rowid").fetchall()
             position, state = [row for row in rows if needle in row[1]][-1]
             conn.execute(
                 "UPDATE stored_events SET state = ? WHERE rowid = ?",
