@@ -33,6 +33,19 @@ class SecretBox:
         self._keys = {key_id: AESGCM(key) for key_id, key in keys.items()}
         self._current = current
 
+    @property
+    def current(self) -> str:
+        return self._current
+
+    @property
+    def key_ids(self) -> frozenset[str]:
+        return frozenset(self._keys)
+
+    @staticmethod
+    def key_id_of(token: str) -> str:
+        """The id of the key a ciphertext was made with."""
+        return token.partition(".")[0]
+
     @staticmethod
     def generate_key() -> bytes:
         return secrets.token_bytes(KEY_BYTES)

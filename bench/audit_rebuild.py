@@ -121,6 +121,7 @@ class MemoryWriter:
         from projections.audit_chain import GENESIS
 
         self.genesis = GENESIS
+        self.chain_key = b"b" * 32
         self.owners: dict[UUID, Any] = {}
         self.hashes: dict[str, str] = {}
         self.entries: list[Any] = []
@@ -201,7 +202,7 @@ class Stages:
 
         def hashes(entries: list[Any]) -> None:
             for e in entries:
-                link(GENESIS, chain_content(e, e.details.encode()))
+                link(memory.chain_key, GENESIS, chain_content(e, e.details.encode(), e.event))
 
         self.timed("read: library select_notifications", lambda: sum(1 for _ in self.pages()))
         for page in self.pages():
@@ -212,7 +213,7 @@ class Stages:
             for page in self.pages():
                 self.timed("process: event to chained entry", process, page)
                 entries, owners = memory.take()
-                self.timed("  of which canonical JSON, SHA-256", hashes, entries)
+                self.timed("  of which canonical JSON, HMAC-SHA256", hashes, entries)
                 self.timed("write: rows, owners, head, tracking", self._write, spare,
                            page[-1].id, entries, owners)  # fmt: skip
             self.timed("index: build the slot's indexes", self.view.index_slot, spare)

@@ -84,7 +84,7 @@ class LagMonitor(threading.Thread):
                 for position in range(top + 1, new_top + 1):
                     seen[position] = now
                 top = max(top, new_top)
-                shown = audit.execute("SELECT MAX(position) FROM audit_v1").fetchone()[0] or 0
+                shown = audit.execute("SELECT MAX(position) FROM audit_v2").fetchone()[0] or 0
                 now = time.perf_counter()
                 for position in range(visible + 1, shown + 1):
                     if position in seen:

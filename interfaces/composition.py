@@ -21,6 +21,8 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import psycopg
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventsourcing.postgres import PostgresDatastore
 from fastapi import FastAPI
 from pydantic import SecretStr, ValidationError
@@ -28,8 +30,9 @@ from pydantic_settings import SettingsError
 
 from application.clock import Clock, SystemClock
 from application.passwords import Argon2Hasher, Argon2Parameters
-from application.secretbox import SecretBox
+from application.secretbox import SecretBox, SecretBoxError
 from application.service import AeroAuth, SecurityPolicy
+from domain.credential import UserCredential
 from domain.throttle import Throttle
 from infrastructure.write_probe import PostgresWriteProbe, SQLiteWriteProbe
 from interfaces.files import private_sqlite_files, warn_if_exposed
@@ -173,7 +176,29 @@ class Store:
         }
 
 
+def _secret_keys(text: str) -> SecretBox:
+    """AERO_SECRET_KEYS: ``id:base64`` pairs separated by commas, the current key first."""
+    keys: dict[str, bytes] = {}
+    for part in (p.strip() for p in text.split(",")):
+        key_id, colon, encoded = part.partition(":")
+        key_id = key_id.strip()
+        if not colon or not key_id or "." in key_id:
+            raise KeyConfigurationError(
+                "AERO_SECRET_KEYS: each entry is ID:BASE64 (an id without '.'), e.g. k2:...,k1:..."
+            )
+        if key_id in keys:
+            raise KeyConfigurationError(f"AERO_SECRET_KEYS: the key id {key_id!r} appears twice")
+        keys[key_id] = decode_key(encoded, f"AERO_SECRET_KEYS ({key_id})")
+    if not keys:
+        raise KeyConfigurationError("AERO_SECRET_KEYS names no key")
+    return SecretBox(keys, next(iter(keys)))
+
+
 def secret_box(settings: Settings) -> SecretBox:
+    """The TOTP secrets' keys. AERO_SECRET_KEYS holds several by id (rotation); the single
+    key of AERO_SECRET_KEY, AERO_SECRET_KEY_FILE or secret.key has the id ``k1``."""
+    if settings.secret_keys is not None:
+        return _secret_keys(settings.secret_keys.get_secret_value())
     if settings.secret_key is not None:
         key = decode_key(settings.secret_key.get_secret_value(), "AERO_SECRET_KEY")
     elif settings.secret_key_file is not None:
@@ -188,6 +213,75 @@ def secret_box(settings: Settings) -> SecretBox:
         path = settings.data_dir / "secret.key"
         key = decode_key(read_or_create(path, fresh, "the TOTP secret key").decode(), str(path))
     return SecretBox({"k1": key}, "k1")
+
+
+def audit_chain_key(settings: Settings, *, create: bool = True) -> bytes:
+    """The audit chain's HMAC key (projections/audit_chain.py): a setting, a key file, or
+    the one the first start creates in the data directory (mode 0600). Kept outside the
+    database, so that write access to the database is not enough to recompute the chain.
+
+    ``create`` False (investigations): a missing generated key is an error, not a new key.
+    """
+    if settings.audit_key is not None:
+        return decode_key(settings.audit_key.get_secret_value(), "AERO_AUDIT_KEY")
+    if settings.audit_key_file is not None:
+        try:
+            text = settings.audit_key_file.read_text()
+        except OSError as e:
+            raise KeyConfigurationError(f"cannot read AERO_AUDIT_KEY_FILE: {e}") from e
+        warn_if_exposed(settings.audit_key_file, "AERO_AUDIT_KEY_FILE")
+        return decode_key(text, "AERO_AUDIT_KEY_FILE")
+    path = settings.data_dir / "audit.key"
+    if not create and not path.exists():
+        raise KeyConfigurationError(
+            f"no audit key at {path}: set AERO_AUDIT_KEY, AERO_AUDIT_KEY_FILE or AERO_DATA_DIR"
+        )
+    fresh = base64.b64encode(secrets.token_bytes(32))
+    return decode_key(read_or_create(path, fresh, "the audit chain key").decode(), str(path))
+
+
+def _ed25519_key(pem: bytes, source: str) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as e:
+        raise KeyConfigurationError(f"{source} is not an unencrypted PEM private key") from e
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyConfigurationError(f"{source} must hold an Ed25519 key")
+    return key
+
+
+def _fresh_ed25519_pem() -> bytes:
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def checkpoint_signing_key(settings: Settings, *, create: bool) -> Ed25519PrivateKey | None:
+    """The operator's key for audit checkpoints: AERO_AUDIT_CHECKPOINT_KEY_FILE, or
+    audit-checkpoint.pem in the data directory (made by the first checkpoint when
+    ``create``; None when absent and not ``create``).
+
+    A key of its own rather than the token signing key: tokens' key is rotated
+    on the service's schedule and any checkpoint must stay checkable for years,
+    and a key that signs only checkpoints cannot be made to sign one by asking
+    the service for a token.
+    """
+    if settings.audit_checkpoint_key_file is not None:
+        source = "AERO_AUDIT_CHECKPOINT_KEY_FILE"
+        try:
+            pem = settings.audit_checkpoint_key_file.read_bytes()
+        except OSError as e:
+            raise KeyConfigurationError(f"cannot read {source}: {e}") from e
+        warn_if_exposed(settings.audit_checkpoint_key_file, source)
+        return _ed25519_key(pem, source)
+    path = settings.data_dir / "audit-checkpoint.pem"
+    if not create and not path.exists():
+        return None
+    return _ed25519_key(
+        read_or_create(path, _fresh_ed25519_pem(), "the audit checkpoint signing key"), str(path)
+    )
 
 
 def operator_token(settings: Settings) -> str:
@@ -315,15 +409,25 @@ def build_application(settings: Settings, clock: Clock | None = None) -> AeroAut
         )
 
 
-def build_views(settings: Settings, pool_size: int | None = None) -> Views:
+def build_views(
+    settings: Settings,
+    pool_size: int | None = None,
+    *,
+    create_keys: bool = True,
+    chain_key: bytes | None = None,
+) -> Views:
     """The views of the configured store: in its PostgreSQL database, or in files beside
     its SQLite file. On PostgreSQL they share a pool of their own, ``pool_size``
-    connections (the configured size by default)."""
+    connections (the configured size by default). ``create_keys`` False: a missing
+    audit key is an error (investigations), not a new key. ``chain_key``: views that
+    are only asked whether they exist, under a key that writes nothing."""
     store = Store.configured(settings)
+    if chain_key is None:
+        chain_key = audit_chain_key(settings, create=create_keys)
     if store.kind == "sqlite":
         assert store.sqlite_path is not None
         store.sqlite_path.parent.mkdir(parents=True, exist_ok=True)  # as the event store's
-        return sqlite_views(str(store.sqlite_path))
+        return sqlite_views(str(store.sqlite_path), chain_key)
     size = pool_size or settings.postgres_pool_size
     datastore = PostgresDatastore(
         dbname=store.dbname,
@@ -336,7 +440,7 @@ def build_views(settings: Settings, pool_size: int | None = None) -> Views:
         pool_size=size,
         max_overflow=size * 2,
     )
-    return postgres_views(datastore)
+    return postgres_views(datastore, chain_key)
 
 
 def build_read_models(settings: Settings, application: AeroAuth, **options: Any) -> LiveReadModels:
@@ -360,6 +464,44 @@ def build_tokens(settings: Settings, clock: Clock) -> TokenService:
         timedelta(seconds=settings.access_token_ttl_seconds),
         previous=load_previous_key(settings),
     )
+
+
+def check_secret_keys(application: AeroAuth, page: int = 1000) -> None:
+    """Refuse to start when the store holds TOTP secrets that the configured keys cannot
+    decrypt: a key id not configured, or a key replaced under the same id.
+
+    Without this every user with an authenticator would get a 500 at the code step.
+    One ciphertext per key id is tried, the latest; the events that carry them are
+    selected by topic in the database.
+    """
+    box = application.secret_box
+    latest: dict[str, tuple[str, str]] = {}
+    start = 1
+    topics = [UserCredential.RegistrationStarted.TOPIC]
+    while True:
+        notifications = application.recorder.select_notifications(start, page, topics=topics)
+        for notification in notifications:
+            event: Any = application.mapper.to_domain_event(notification)
+            token = event.encrypted_secret
+            latest[SecretBox.key_id_of(token)] = (token, str(event.originator_id))
+        if len(notifications) < page:
+            break
+        start = notifications[-1].id + 1
+    missing = sorted(set(latest) - box.key_ids)
+    if missing:
+        raise KeyConfigurationError(
+            f"the store holds TOTP secrets encrypted under key id(s) {', '.join(missing)}, "
+            f"which are not configured (configured: {', '.join(sorted(box.key_ids))}): "
+            "set AERO_SECRET_KEYS (or the key file) to include them"
+        )
+    for key_id, (token, context) in sorted(latest.items()):
+        try:
+            box.decrypt(token, context)
+        except SecretBoxError:
+            raise KeyConfigurationError(
+                f"the configured key {key_id!r} does not decrypt the TOTP secrets stored under "
+                f"that id: the key was replaced; configure the key they were encrypted with"
+            ) from None
 
 
 @dataclass
@@ -403,6 +545,7 @@ def build_container(
     proxies = TrustedProxies(settings.trusted_proxies)
     application = build_application(settings, clock=clock)
     try:
+        check_secret_keys(application)
         models = read_models(application) if read_models is not None else None
     except BaseException:
         application.close()
@@ -476,8 +619,14 @@ def prepare_first_start(settings: Settings) -> None:
     """Create the keys and the operator token once, before any worker starts, so that
     workers only read them; read_or_create says where it put each one."""
     secret_box(settings)
+    audit_chain_key(settings)
     load_signing_key(settings)
     operator_token(settings)
+    application = build_application(settings)
+    try:
+        check_secret_keys(application)  # before any worker: one line, not one per worker
+    finally:
+        application.close()
     if settings.operator_token is None:
         path = (settings.data_dir / "operator.token").resolve()
         print(f"aero-auth: the operator token is in {path}", file=sys.stderr)
@@ -501,4 +650,6 @@ def build_investigator(settings: Settings) -> AeroAuth:
     """
     check_store(settings)
     throwaway = base64.b64encode(secrets.token_bytes(32)).decode()
-    return build_application(settings.model_copy(update={"secret_key": SecretStr(throwaway)}))
+    return build_application(
+        settings.model_copy(update={"secret_key": SecretStr(throwaway), "secret_keys": None})
+    )

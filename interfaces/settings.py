@@ -22,6 +22,25 @@ class Settings(BaseSettings):
         None, description="base64 of 32 bytes: AES-256-GCM key for TOTP secrets"
     )
     secret_key_file: Path | None = Field(None, description="file holding AERO_SECRET_KEY")
+    secret_keys: SecretStr | None = Field(
+        None,
+        description="several AES-256-GCM keys by id, the current one first: "
+        "'k2:BASE64,k1:BASE64'; new secrets are encrypted under the first, older ones "
+        "stay readable; takes the place of AERO_SECRET_KEY and AERO_SECRET_KEY_FILE",
+    )
+    audit_key: SecretStr | None = Field(
+        None, description="base64 of 32 bytes: HMAC-SHA256 key of the audit log's hash chain"
+    )
+    audit_key_file: Path | None = Field(
+        None,
+        description="file holding AERO_AUDIT_KEY; without either the first start creates "
+        "$AERO_DATA_DIR/audit.key (mode 0600)",
+    )
+    audit_checkpoint_key_file: Path | None = Field(
+        None,
+        description="PEM (PKCS#8) Ed25519 key that signs audit checkpoints; without it "
+        "`aero-auth audit checkpoint` creates $AERO_DATA_DIR/audit-checkpoint.pem (mode 0600)",
+    )
     argon2_memory_kib: int = Field(19456, ge=19456)
     argon2_iterations: int = Field(2, ge=2)
     argon2_parallelism: int = Field(1, ge=1)

@@ -28,6 +28,7 @@ from projections.audit_chain import (
     canonical_json,
     chain_content,
     chain_hash,
+    event_digest,
     link,
 )
 from projections.audit_rules import RULES, UnknownTopicError
@@ -61,10 +62,13 @@ class ChainedEntry(NamedTuple):
     ip: str | None
     user_agent: str | None
     details: str
+    event: str  # event_digest of the stored event beneath the entry
     hash: str
 
 
 class AuditWriter(Writer):
+    chain_key: bytes
+
     @abstractmethod
     def owner(self, originator_id: UUID) -> Owner | None: ...
 
@@ -83,9 +87,17 @@ class AuditView(ViewStore):
     """The audit log's query and update interface, whatever the database."""
 
     name = "audit"
-    base = "audit_v1"
+    # v2: the chain is keyed (HMAC) and records each event's digest; v1's unkeyed
+    # SHA-256 tables are left alone and the new version rebuilds from position 0.
+    base = "audit_v2"
     file_stem = "audit"
-    adopts_legacy_positions = True
+    adopts_legacy_positions = False
+
+    def __init__(self, dialect: Any, chain_key: bytes) -> None:
+        super().__init__(dialect)
+        if len(chain_key) < 32:
+            raise ValueError("the audit chain key must be at least 256 bits")
+        self.chain_key = chain_key
 
     @abstractmethod
     def writer(self, tx: Any, slot: str) -> AuditWriter: ...
@@ -97,8 +109,9 @@ class AuditView(ViewStore):
     @abstractmethod
     def chained(
         self, environment: str, after: int, upto: int, limit: int
-    ) -> list[tuple[AuditEntry, str]]:
-        """The environment's entries in (after, upto] with their stored hashes."""
+    ) -> list[tuple[AuditEntry, str, str]]:
+        """The environment's entries in (after, upto] with their event digests and stored
+        hashes."""
 
     @abstractmethod
     def chain_head(self, environment: str) -> tuple[int, str] | None:
@@ -137,10 +150,12 @@ class AuditProjection:
             event.ip,
             event.user_agent,
             details.decode(),
+            event_digest(notification.topic, notification.state),
             hash="",
         )
         previous = writer.last_hash(owner.environment)
-        writer.append(entry._replace(hash=link(previous, chain_content(entry, details))))
+        content = chain_content(entry, details, entry.event)
+        writer.append(entry._replace(hash=link(writer.chain_key, previous, content)))
 
     @staticmethod
     def _owner(writer: AuditWriter, topic: str, event: Any) -> Owner:
@@ -179,9 +194,9 @@ def verify_chain(view: AuditView, environment: str, page: int = 1000) -> ChainRe
         # Read past the head too: every write moves the head in the same
         # transaction, so a row beyond it was put there past the service.
         rows = view.chained(environment, after, 2**62, page)
-        for entry, stored in rows:
+        for entry, event, stored in rows:
             checked += 1
-            if stored != _recomputed(previous, entry):
+            if stored != _recomputed(view.chain_key, previous, entry, event):
                 return ChainReport(environment, checked, entry.position)
             if head is not None and beyond_head is None and entry.position > head[0]:
                 beyond_head = entry.position
@@ -198,9 +213,9 @@ def verify_chain(view: AuditView, environment: str, page: int = 1000) -> ChainRe
     return ChainReport(environment, checked, broken)
 
 
-def _recomputed(previous: str, entry: AuditEntry) -> str | None:
+def _recomputed(key: bytes, previous: str, entry: AuditEntry, event: str) -> str | None:
     try:
-        return chain_hash(previous, entry)
+        return chain_hash(key, previous, entry, event)
     except NotCanonicalError:
         return None  # details the projection cannot have written: changed in the table
 

@@ -1,14 +1,22 @@
-"""The audit log's hash chain (SECURITY.md 19): what an entry's hash is made of.
+"""The audit log's keyed hash chain (SECURITY.md 19): what an entry's hash is made of.
 
-Each entry stores ``hash = sha256(previous hash || canonical JSON of the
-entry)``, the previous hash being that of the environment's entry before it
-(32 zero bytes for the first). Changing, inserting or deleting a stored entry
-breaks the chain at that entry or the next one.
+Each entry stores ``hash = HMAC-SHA256(audit key, previous hash || canonical
+JSON of the entry)``, the previous hash being that of the environment's entry
+before it (32 zero bytes for the first). Changing, inserting or deleting a
+stored entry breaks the chain at that entry or the next one. The key lives
+outside the database (a key file or a setting, like the other keys): someone
+who can write to the database but has not the key cannot recompute the chain
+after an edit.
+
+The entry also records what its event said: ``event`` is
+``sha256(topic || 0x00 || stored state bytes)`` of the event beneath it, so an
+event edited in place no longer matches its entry, and a rebuild of the view
+(``investigate verify``) shows the difference.
 
 The canonical JSON is what ``json.dumps(content, sort_keys=True,
 separators=(",", ":"), ensure_ascii=False)`` writes, in UTF-8, for the
 content ``{"position", "environment", "occurred_at", "type", "username",
-"actor", "outcome", "ip", "user_agent", "details"}``, ``occurred_at`` in UTC
+"actor", "outcome", "ip", "user_agent", "details", "event"}``, ``occurred_at`` in UTC
 with six fractional digits and a Z. orjson writes exactly that for what an
 entry holds (strings, ints, booleans, null, lists, string-keyed objects;
 tests/projections/test_audit.py compares every code point), several times
@@ -19,6 +27,7 @@ beyond 64 bits) no audit rule produces, and is refused.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,12 +67,17 @@ def _refuse_floats(value: Any) -> None:
             _refuse_floats(item)
 
 
-def canonical(entry: AuditEntry) -> bytes:
+def event_digest(topic: str, state: bytes) -> str:
+    """What the stored event said, as the chain records it: hex sha256(topic || 0 || state)."""
+    return hashlib.sha256(topic.encode() + b"\x00" + state).hexdigest()
+
+
+def canonical(entry: AuditEntry, event: str) -> bytes:
     """The entry's content as bytes that both databases and every rebuild reproduce exactly."""
-    return chain_content(entry, canonical_json(entry.details))
+    return chain_content(entry, canonical_json(entry.details), event)
 
 
-def chain_content(entry: Any, details: bytes) -> bytes:
+def chain_content(entry: Any, details: bytes, event: str) -> bytes:
     """``canonical(entry)`` for an entry whose details are canonical JSON already:
     the projection writes them once, for the stored column and for the hash."""
     # The other values are strings, None and the int position: no float to refuse.
@@ -79,6 +93,7 @@ def chain_content(entry: Any, details: bytes) -> bytes:
             "ip": entry.ip,
             "user_agent": entry.user_agent,
             "details": orjson.Fragment(details),
+            "event": event,
         }
     )
 
@@ -102,10 +117,10 @@ def utc_text(at: datetime) -> str:
     )
 
 
-def link(previous: str, content: bytes) -> str:
-    """The hash of an entry whose canonical bytes are ``content``, after ``previous``."""
-    return hashlib.sha256(bytes.fromhex(previous) + content).hexdigest()
+def link(key: bytes, previous: str, content: bytes) -> str:
+    """The keyed hash of an entry whose canonical bytes are ``content``, after ``previous``."""
+    return hmac.new(key, bytes.fromhex(previous) + content, hashlib.sha256).hexdigest()
 
 
-def chain_hash(previous: str, entry: AuditEntry) -> str:
-    return link(previous, canonical(entry))
+def chain_hash(key: bytes, previous: str, entry: AuditEntry, event: str) -> str:
+    return link(key, previous, canonical(entry, event))

@@ -30,6 +30,7 @@ _ENTRY_COLUMNS = (
     ("ip", "text"),
     ("user_agent", "text"),
     ("details", "text"),
+    ("event", "text"),
     ("hash", "text"),
 )
 
@@ -55,7 +56,8 @@ class SqlAuditView(AuditView):
                 "position {bigint} PRIMARY KEY, environment TEXT NOT NULL, "
                 "occurred_at {time} NOT NULL, type TEXT NOT NULL, "
                 "username TEXT, username_key TEXT, actor TEXT, outcome TEXT NOT NULL, "
-                "ip TEXT, user_agent TEXT, details TEXT NOT NULL, hash TEXT NOT NULL)",
+                "ip TEXT, user_agent TEXT, details TEXT NOT NULL, event TEXT NOT NULL, "
+                "hash TEXT NOT NULL)",
                 **names,
             ),
             sql(
@@ -120,15 +122,15 @@ class SqlAuditView(AuditView):
 
     def chained(
         self, environment: str, after: int, upto: int, limit: int
-    ) -> list[tuple[AuditEntry, str]]:
+    ) -> list[tuple[AuditEntry, str, str]]:
         statement = sql(
-            "SELECT {c}, hash FROM {v} WHERE environment = ? AND position > ? "
+            "SELECT {c}, event, hash FROM {v} WHERE environment = ? AND position > ? "
             "AND position <= ? ORDER BY position LIMIT ?",
             c=_COLUMNS,
             v=self.base,
         )
         rows = self.query(statement, (environment, after, upto, limit))
-        return [(self._entry(row), str(row["hash"])) for row in rows]
+        return [(self._entry(row), str(row["event"]), str(row["hash"])) for row in rows]
 
     def chain_head(self, environment: str) -> tuple[int, str] | None:
         rows = self.query(
@@ -181,6 +183,7 @@ class SqlAuditWriter(AuditWriter):
 
     def __init__(self, view: SqlAuditView, cursor: Any, slot: str) -> None:
         self.view = view
+        self.chain_key = view.chain_key
         self.cursor = cursor
         self.table = view.table(slot)
         self._owners = view.owner_cache
@@ -237,6 +240,7 @@ class SqlAuditWriter(AuditWriter):
                 entry.ip,
                 entry.user_agent,
                 entry.details,
+                entry.event,
                 entry.hash,
             )
         )

@@ -134,6 +134,7 @@ CREATE TABLE audit_log (
     ip TEXT,
     user_agent TEXT,
     details TEXT NOT NULL,
+    event TEXT NOT NULL,
     hash TEXT NOT NULL
 );
 CREATE INDEX audit_log_user ON audit_log (environment, username, position);
@@ -170,6 +171,7 @@ def replay_until(
     until: datetime,
     target: Path,
     source: str,
+    chain_key: bytes,
     progress: ProgressCallback | None = None,
 ) -> ReplaySummary:
     """Write the views as they stood at ``until`` into the new SQLite file ``target``.
@@ -177,13 +179,14 @@ def replay_until(
     The scratch views and the copy are made in a hidden directory beside
     ``target`` and the copy is hard-linked into place at the end: the name
     never shows a half-written file, and an existing file is never replaced.
-    ``source`` names the event store in the copy (without any password).
+    ``source`` names the event store in the copy (without any password);
+    ``chain_key`` is the audit key, so the copy's chain is the live one's.
     """
     if target.exists():
         raise FileExistsError(f"{target} already exists")
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
-        scratch = sqlite_views(str(work / "views.db"))
+        scratch = sqlite_views(str(work / "views.db"), chain_key)
         try:
             scratch.ensure()
             # Events recorded after this are not considered, whatever their timestamps.
@@ -247,7 +250,7 @@ def _write_copy(
             with views.audit.snapshot() as audit:
                 entries = _insert(
                     conn,
-                    "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (_entry(row) for row in audit.rows()),
                 )
                 _insert(
@@ -301,5 +304,6 @@ def _entry(row: Mapping[str, Any]) -> tuple[Any, ...]:
         row["ip"],
         row["user_agent"],
         row["details"],
+        row["event"],
         row["hash"],
     )

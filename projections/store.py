@@ -2,7 +2,7 @@
 
 A view's tables come in two slots, ``{base}_a`` and ``{base}_b``. The pointer
 table ``{base}_slot`` names the live one, and database views named ``{base}``
-(``audit_v1``, ``user_directory_v1``) select from it, so readers never name a
+(``audit_v2``, ``user_directory_v1``) select from it, so readers never name a
 slot. A rebuild fills the other slot from position 0 while the live one keeps
 serving, then one transaction moves the pointer and the database views.
 

@@ -73,7 +73,7 @@ def verify_views(
 
     Lists at most ``max_differences`` differences and counts them all.
     """
-    scratch = sqlite_views(str(scratch_dir / "verify.db"))
+    scratch = sqlite_views(str(scratch_dir / "verify.db"), live.audit.chain_key)
     try:
         scratch.ensure()
         live_views, rebuilt = live.all(), scratch.all()

@@ -49,14 +49,15 @@ def sibling_path(event_store: str, view: str) -> str:
     return str(path.with_name(f"{path.stem}.{view}{suffix}"))
 
 
-def sqlite_views(event_store: str) -> Views:
+def sqlite_views(event_store: str, chain_key: bytes) -> Views:
     """Views in SQLite files beside ``event_store`` (aero.db -> aero.audit.db, ...).
 
-    Also how investigations build copies of the views in files of their own.
+    Also how investigations build copies of the views in files of their own
+    (with the live audit view's ``chain_key``, so the copies chain alike).
     """
     if not event_store or ":memory:" in event_store or "mode=memory" in event_store:
         raise ValueError("the read models need a file-based SQLite event store")
-    audit = SqlAuditView(SQLiteDialect(sibling_path(event_store, "audit")))
+    audit = SqlAuditView(SQLiteDialect(sibling_path(event_store, "audit")), chain_key)
     directory = SqlDirectoryView(
         SQLiteDialect(sibling_path(event_store, SqlDirectoryView.file_stem))
     )
@@ -68,10 +69,10 @@ def sqlite_views(event_store: str) -> Views:
     return Views(audit, directory, close)
 
 
-def postgres_views(datastore: PostgresDatastore) -> Views:
+def postgres_views(datastore: PostgresDatastore, chain_key: bytes) -> Views:
     """Views in the event store's PostgreSQL database; closing them closes ``datastore``."""
     dialect = PostgresDialect(datastore)
-    return Views(SqlAuditView(dialect), SqlDirectoryView(dialect), datastore.close)
+    return Views(SqlAuditView(dialect, chain_key), SqlDirectoryView(dialect), datastore.close)
 
 
 def missing_views(views: Views) -> list[str]:

@@ -21,7 +21,8 @@ from interfaces.cli.investigation import (
     parse_instant,
     progress_bar,
 )
-from interfaces.composition import Store, build_views, describe_store
+from interfaces.composition import Store, audit_chain_key, build_views, describe_store
+from interfaces.keys import KeyConfigurationError
 from projections.replay import replay_until
 from projections.verify import MissingViewError, require_built, verify_views
 
@@ -91,22 +92,33 @@ def replay(
 
     - audit_chain: environment, entries, last_position, last_hash.
 
-    Each environment's entries form a SHA-256 chain, checkable offline: in
-    position order, hash = sha256(bytes of the previous hex hash, or 32 zero
-    bytes first || canonical JSON of position, environment, occurred_at, type,
-    username, actor, outcome, ip, user_agent and details (details parsed);
-    keys sorted, no spaces, UTF-8).
+    Each environment's entries form a keyed chain, checkable offline with the
+    audit key (AERO_AUDIT_KEY, AERO_AUDIT_KEY_FILE or audit.key in the data
+    directory): in position order, hash = HMAC-SHA256(audit key, bytes of the
+    previous hex hash, or 32 zero bytes first || canonical JSON of position,
+    environment, occurred_at, type, username, actor, outcome, ip, user_agent,
+    details (details parsed) and event; keys sorted, no spaces, UTF-8). event
+    is sha256(topic || 0x00 || the stored event's state bytes) in hex: what
+    the event beneath the entry said.
     """
     instant = parse_instant(until, "--until")
     target = _target(into)
     settings = configured_settings()
+    try:
+        # The first start creates this key; a store no server has started yet gets it
+        # here, so its copy's chain is the one the live view will have.
+        chain_key = audit_chain_key(settings)
+    except KeyConfigurationError as e:
+        fail(f"configuration: {e}", BAD_INPUT)
     with opened_application(settings) as app:
         now = app.clock.now()
         if instant > now:
             fail(f"--until {rfc3339(instant)} is in the future (now {rfc3339(now)})", BAD_INPUT)
         try:
             with progress_bar("replaying events") as advance:
-                summary = replay_until(app, instant, target, describe_store(settings), advance)
+                summary = replay_until(
+                    app, instant, target, describe_store(settings), chain_key, advance
+                )
         except FileExistsError:
             fail(f"{target} appeared during the replay: it was left alone", BAD_INPUT)
         except OSError as e:
@@ -142,7 +154,18 @@ def verify(
     """
     settings = configured_settings()
     with opened_application(settings) as app:
-        live = build_views(settings, pool_size=2)
+        try:
+            live = build_views(settings, pool_size=2, create_keys=False)
+        except KeyConfigurationError as e:
+            # No audit key: views never built have none yet, and that is the finding.
+            probe = build_views(settings, pool_size=1, chain_key=bytes(32))
+            try:
+                require_built(probe)
+            except MissingViewError as missing:
+                fail(str(missing), NOT_FOUND)
+            finally:
+                probe.close()
+            fail(f"configuration: {e}", BAD_INPUT)
         try:
             require_built(live)
         except MissingViewError as e:

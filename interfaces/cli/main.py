@@ -45,7 +45,15 @@ def _options(
 @cache
 def build() -> typer.Typer:
     """The command tree, built once."""
-    from interfaces.cli import environments, exits, serve, service_credentials, tokens, views
+    from interfaces.cli import (
+        audit,
+        environments,
+        exits,
+        serve,
+        service_credentials,
+        tokens,
+        views,
+    )
     from interfaces.cli.investigate import investigate_app
 
     tree = typer.Typer(
@@ -60,6 +68,7 @@ def build() -> typer.Typer:
     tree.add_typer(investigate_app, name="investigate")
     tree.add_typer(tokens.app, name="tokens")
     tree.add_typer(service_credentials.app, name="service-credentials")
+    tree.add_typer(audit.app, name="audit")
     views.register(tree)
     return tree
 

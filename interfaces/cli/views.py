@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -14,12 +15,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from domain.errors import EnvironmentNotFoundError
-from interfaces.cli.exits import FINDING, configuration_errors, fail
+from interfaces.checkpoints import CheckpointError, check_checkpoint, read_checkpoint
+from interfaces.cli.exits import FINDING, USAGE, configuration_errors, fail
 from interfaces.composition import (
     build_application,
     build_investigator,
     build_views,
     check_store,
+    checkpoint_signing_key,
     load_settings,
 )
 from projections.api import ChainReport
@@ -138,10 +141,17 @@ def rebuild(
 
 def verify_audit(
     environment: Annotated[str, typer.Argument(help="the environment's slug")],
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            help="a file of `aero-auth audit checkpoint`: the chain must extend it",
+        ),
+    ] = None,
 ) -> None:
-    """Check the audit log's hash chain (SECURITY.md 19); exit 1 naming the first broken entry.
-
-    Exit 1 too for an environment that does not exist, 3 for a store that does not.
+    """Check the audit log's keyed hash chain (SECURITY.md 19); exit 1 naming the first broken
+    entry, when the chain does not extend --checkpoint or its signature is bad, or for an
+    environment that does not exist; 3 for a store that does not.
     """
     with configuration_errors():
         settings = load_settings()
@@ -152,12 +162,30 @@ def verify_audit(
         fail(e.detail, FINDING)
     finally:
         investigator.close()
-    views = build_views(settings, pool_size=2)
+    with configuration_errors():
+        views = build_views(settings, pool_size=2, create_keys=False)
+        trusted = checkpoint_signing_key(settings, create=False)
     try:
         require_built(views)
     except MissingViewError as e:
         views.close()
         fail(str(e), FINDING)
+    if checkpoint is not None:
+        try:
+            fields = read_checkpoint(checkpoint.read_text())
+        except (OSError, CheckpointError) as e:
+            views.close()
+            fail(f"{checkpoint}: {e}", USAGE)
+        try:
+            result = check_checkpoint(
+                views.audit, environment, fields, None if trusted is None else trusted.public_key()
+            )
+        finally:
+            views.close()
+        if not result.ok:
+            fail(f"{environment}: {result.reason}", FINDING)
+        print(f"{environment}: {result.reason}")
+        return
     report = check_audit_chain(views, environment)
     if report.intact:
         print(f"{environment}: {report.entries_checked} entries, hash chain intact")

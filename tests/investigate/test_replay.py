@@ -7,7 +7,9 @@ the same events) and against the events' own timestamps.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 import sqlite3
 from datetime import datetime
@@ -65,8 +67,8 @@ def event_times(app: AeroAuth) -> dict[int, datetime]:
     return {n.id: app.mapper.to_domain_event(n).timestamp for n in notifications}
 
 
-def recompute_chain(rows: list[dict[str, Any]]) -> str:
-    """The offline check the command's help describes: hashlib and json only."""
+def recompute_chain(rows: list[dict[str, Any]], key: bytes) -> str:
+    """The offline check the command's help describes: hmac, hashlib and json only."""
     previous = GENESIS
     for row in rows:
         content = {
@@ -84,8 +86,10 @@ def recompute_chain(rows: list[dict[str, Any]]) -> str:
             )
         }
         content["details"] = json.loads(row["details"])
+        content["event"] = row["event"]
         text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        previous = hashlib.sha256(bytes.fromhex(previous) + text.encode()).hexdigest()
+        message = bytes.fromhex(previous) + text.encode()
+        previous = hmac.new(key, message, hashlib.sha256).hexdigest()
         assert row["hash"] == previous, f"chain broken at position {row['position']}"
     return previous
 
@@ -152,6 +156,7 @@ def test_the_copy_holds_intact_hash_chains_an_investigator_can_check_offline(
 ) -> None:
     path = copy_at(scripted, "2026-03-03T10:15:00Z", tmp_path)
     chains = table(path, "SELECT * FROM audit_chain ORDER BY environment")
+    key = base64.b64decode((scripted.settings.data_dir / "audit.key").read_text())
     assert [c["environment"] for c in chains] == [ENV, OTHER_ENV]
     for chain in chains:
         rows = table(
@@ -159,7 +164,7 @@ def test_the_copy_holds_intact_hash_chains_an_investigator_can_check_offline(
             "SELECT * FROM audit_log WHERE environment = ? ORDER BY position",
             chain["environment"],
         )
-        assert recompute_chain(rows) == chain["last_hash"]
+        assert recompute_chain(rows, key) == chain["last_hash"]
         assert (chain["entries"], chain["last_position"]) == (len(rows), rows[-1]["position"])
 
 
@@ -273,7 +278,7 @@ def live_views_exist(database: DatabaseUnderTest) -> bool:
     with psycopg.connect(
         host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=database.pg_dbname
     ) as conn:
-        row = conn.execute("SELECT to_regclass('audit_v1_slot') IS NOT NULL").fetchone()
+        row = conn.execute("SELECT to_regclass('audit_v2_slot') IS NOT NULL").fetchone()
         return bool(row and row[0])
 
 
@@ -304,7 +309,7 @@ def test_each_event_is_judged_by_its_own_timestamp_not_by_commit_order(
     app.change_groups("acme", "bob", ["sales"])
 
     until = at("09:59:30")
-    summary = replay_until(app, until, tmp_path / "case.db", "test")
+    summary = replay_until(app, until, tmp_path / "case.db", "test", b"a" * 32)
     path = tmp_path / "case.db"
     # carol was committed after a later event, yet counts; bob did not exist yet.
     assert [u["username"] for u in table(path, "SELECT username FROM users ORDER BY 1")] == [

@@ -7,11 +7,16 @@ with raw SQL, past the service, as an intruder with database access could.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import psycopg.sql
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -19,9 +24,10 @@ from application.clock import FixedClock
 from application.service import AeroAuth
 from interfaces.cli.investigate import investigate_app
 from interfaces.settings import Settings
+from projections.audit_chain import GENESIS, canonical
 from projections.live import LiveReadModels
 from projections.verify import verify_views
-from tests.conftest import DatabaseUnderTest
+from tests.conftest import PG_HOST, PG_PORT, PG_USER, DatabaseUnderTest
 from tests.investigate.script import ENV, OTHER_ENV, record_history
 from tests.projections.conftest import live_read_models, raw_sql
 
@@ -62,7 +68,7 @@ def verify_json(settings: Settings) -> tuple[int, dict[str, Any]]:
 
 def audit_position(live: LiveReadModels, kind: str, username: str) -> int:
     [row] = live.views.audit.query(
-        "SELECT position FROM audit_v1 WHERE environment = ? AND type = ? AND username = ?",
+        "SELECT position FROM audit_v2 WHERE environment = ? AND type = ? AND username = ?",
         (ENV, kind, username),
     )
     return int(row["position"])
@@ -160,14 +166,14 @@ def test_verify_reports_a_tampered_audit_row_and_the_broken_chain(
     live: LiveReadModels, settings: Settings, database: DatabaseUnderTest
 ) -> None:
     position = audit_position(live, "two_factor_reset", "bob")
-    raw_sql(database, live, "UPDATE audit_v1_a SET actor = 'mallory' WHERE position = ?", position)
+    raw_sql(database, live, "UPDATE audit_v2_a SET actor = 'mallory' WHERE position = ?", position)
 
     code, report = verify_json(settings)
     assert code == 1
     assert report["differences"] == [
         {
             "view": "audit",
-            "table": "audit_v1",
+            "table": "audit_v2",
             "key": {"position": position},
             "column": "actor",
             "live": "mallory",
@@ -221,3 +227,95 @@ def test_verify_refuses_a_store_whose_views_were_never_built(
     if database.kind == "sqlite":
         assert database.sqlite_path is not None
         assert not list(database.sqlite_path.parent.glob("aero.*.db"))
+
+
+# ----- the keyed chain: an intruder without the audit key -----
+
+
+def edit_stored_event(database: DatabaseUnderTest, needle: bytes, change: bytes) -> int:
+    """Edit, in place and past the service, the last stored event holding ``needle``:
+    its bytes ``needle`` become ``change``. Its notification id."""
+    if database.kind == "sqlite":
+        assert database.sqlite_path is not None
+        with sqlite3.connect(database.sqlite_path) as conn:
+            rows = conn.execute("SELECT rowid, state FROM stored_events ORDER BY rowid").fetchall()
+            position, state = [row for row in rows if needle in row[1]][-1]
+            conn.execute(
+                "UPDATE stored_events SET state = ? WHERE rowid = ?",
+                (state.replace(needle, change), position),
+            )
+        return int(position)
+    with psycopg.connect(
+        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=database.pg_dbname
+    ) as conn:
+        [table] = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE tablename LIKE '%events'"
+            ).fetchall()
+        ]
+        name = psycopg.sql.Identifier(table)
+        select = psycopg.sql.SQL("SELECT notification_id, state FROM {} ORDER BY 1")
+        rows = conn.execute(select.format(name)).fetchall()
+        position, state = [row for row in rows if needle in bytes(row[1])][-1]
+        conn.execute(
+            psycopg.sql.SQL("UPDATE {} SET state = %s WHERE notification_id = %s").format(name),
+            (bytes(state).replace(needle, change), position),
+        )
+    return int(position)
+
+
+def test_verify_notices_an_event_edited_in_place_that_no_audit_column_shows(
+    app: AeroAuth, live: LiveReadModels, settings: Settings, database: DatabaseUnderTest
+) -> None:
+    # A password hash swapped in a stored event: the audit entry shows no hash,
+    # but it records the event's digest, which the rebuild no longer reproduces.
+    position = edit_stored_event(database, b"$argon2id$v=19$m=19456", b"$argon2id$v=19$m=19457")
+
+    code, report = verify_json(settings)
+    assert code == 1
+    columns = {(d["key"].get("position"), d["column"]) for d in report["differences"]}
+    assert (position, "event") in columns
+
+
+def test_an_edited_row_rechained_without_the_audit_key_breaks_the_chain(
+    live: LiveReadModels, settings: Settings, database: DatabaseUnderTest
+) -> None:
+    # The intruder edits a row and recomputes every later hash as an unkeyed
+    # chain would be computed (SHA-256, no key): the keyed check still fails there.
+    audit = live.views.audit
+    position = audit_position(live, "two_factor_reset", "bob")
+    rows = audit.chained(ENV, 0, 2**62, 10_000)
+    previous = GENESIS
+    for entry, event, stored in rows:
+        if entry.position == position:
+            entry = dataclasses.replace(entry, actor="mallory")
+            raw_sql(
+                database,
+                live,
+                "UPDATE audit_v2_a SET actor = 'mallory' WHERE position = ?",
+                position,
+            )
+        if entry.position >= position:
+            forged = hashlib.sha256(bytes.fromhex(previous) + canonical(entry, event)).hexdigest()
+            raw_sql(
+                database,
+                live,
+                "UPDATE audit_v2_a SET hash = ? WHERE position = ?",
+                forged,
+                entry.position,
+            )
+            stored = forged
+        previous = stored
+    raw_sql(
+        database,
+        live,
+        "UPDATE audit_v2_a_chain SET hash = ? WHERE environment = ?",
+        previous,
+        ENV,
+    )
+
+    code, report = verify_json(settings)
+    assert code == 1
+    broken = {c["environment"]: c["first_broken_position"] for c in report["chains"]}
+    assert broken[ENV] == position

@@ -96,7 +96,7 @@ def raw_sql(
 ) -> None:
     """Straight to the database, past the service: what an intruder with access could do."""
     if database.kind == "sqlite":
-        view = live.views.audit if "audit_v1" in statement else live.views.directory
+        view = live.views.audit if "audit_v2" in statement else live.views.directory
         assert isinstance(view.dialect, SQLiteDialect)
         with sqlite3.connect(view.dialect.path) as conn:
             conn.execute(statement, params)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hmac
 import io
 import json
 from collections.abc import Callable, Iterator
@@ -49,6 +50,7 @@ from projections.audit_chain import (
     canonical,
     canonical_json,
     chain_hash,
+    event_digest,
     utc_text,
 )
 from projections.audit_rules import AUDIT_TYPES, RULES
@@ -226,7 +228,7 @@ def test_logins_record_every_step_and_never_a_secret(
                 secrets.add(getattr(event, name))
         secrets.update(getattr(event, "code_hashes", ()))
     assert len(secrets) > 40
-    everything = b"".join(canonical(e) for e in entries(read_models)).decode()
+    everything = b"".join(canonical(e, "") for e in entries(read_models)).decode()
     leaked = [s for s in secrets if s and s in everything]
     assert leaked == []
 
@@ -389,14 +391,14 @@ def test_the_hash_chain_names_the_first_tampered_entry(
     assert read_models.verify_audit_chain("nowhere") == ChainReport("nowhere", 0, None)
 
     # Each tampering breaks the chain earlier than the one before.
-    delete = "DELETE FROM audit_v1_a WHERE position = ?"
+    delete = "DELETE FROM audit_v2_a WHERE position = ?"
     raw_sql(database, read_models, delete, positions[-1])
     assert read_models.verify_audit_chain("acme").first_broken_position == positions[-1]
 
     raw_sql(
         database,
         read_models,
-        "UPDATE audit_v1_a SET details = ? WHERE position = ?",
+        "UPDATE audit_v2_a SET details = ? WHERE position = ?",
         '{"groups":["admins"]}',
         positions[4],
     )
@@ -421,7 +423,7 @@ def test_details_no_rule_writes_are_named_as_tampered_not_a_crash(
     app.create_user("acme", "bob", PASSWORD)
     caught_up(app, read_models)
     positions = [e.position for e in entries(read_models)]
-    update = "UPDATE audit_v1_a SET details = ? WHERE position = ?"
+    update = "UPDATE audit_v2_a SET details = ? WHERE position = ?"
     raw_sql(database, read_models, update, details, positions[1])
     report = read_models.verify_audit_chain("acme")
     assert (report.entries_checked, report.first_broken_position) == (2, positions[1])
@@ -467,7 +469,7 @@ def test_the_chain_check_reads_page_by_page_and_still_names_the_tampered_entry(
     raw_sql(
         database,
         read_models,
-        "UPDATE audit_v1_a SET ip = '198.51.100.9' WHERE position = ?",
+        "UPDATE audit_v2_a SET ip = '198.51.100.9' WHERE position = ?",
         positions[4],
     )
 
@@ -488,32 +490,34 @@ def test_a_forged_entry_or_a_moved_chain_head_breaks_the_chain(
     raw_sql(
         database,
         read_models,
-        "UPDATE audit_v1_a_chain SET position = ? WHERE environment = 'acme'",
+        "UPDATE audit_v2_a_chain SET position = ? WHERE environment = 'acme'",
         positions[2],
     )
     held_back = read_models.verify_audit_chain("acme")
     raw_sql(
         database,
         read_models,
-        "UPDATE audit_v1_a_chain SET position = ? WHERE environment = 'acme'",
+        "UPDATE audit_v2_a_chain SET position = ? WHERE environment = 'acme'",
         positions[-1],
     )
     assert read_models.verify_audit_chain("acme").intact
 
-    # A forged row after the last real one, chained correctly from it (the chain
-    # has no key), but with the head left where the service put it.
+    # A forged row after the last real one, chained correctly from it (as only a
+    # holder of the audit key could), but with the head left where the service put it.
     last = entries(read_models)[-1]
     forged_entry = dataclasses.replace(last, position=last.position + 1000, actor="mallory")
     head = read_models.views.audit.chain_head("acme")
     assert head == (last.position, head[1])
-    forged_hash = chain_hash(head[1], forged_entry)
+    audit = read_models.views.audit
+    event = audit.chained("acme", last.position - 1, last.position, 1)[0][1]
+    forged_hash = chain_hash(audit.chain_key, head[1], forged_entry, event)
     raw_sql(
         database,
         read_models,
-        "INSERT INTO audit_v1_a (position, environment, occurred_at, type, username,"
-        " username_key, actor, outcome, ip, user_agent, details, hash)"
+        "INSERT INTO audit_v2_a (position, environment, occurred_at, type, username,"
+        " username_key, actor, outcome, ip, user_agent, details, event, hash)"
         " SELECT ?, environment, occurred_at, type, username, username_key, 'mallory',"
-        " outcome, ip, user_agent, details, ? FROM audit_v1_a WHERE position = ?",
+        " outcome, ip, user_agent, details, event, ? FROM audit_v2_a WHERE position = ?",
         forged_entry.position,
         forged_hash,
         last.position,
@@ -523,6 +527,8 @@ def test_a_forged_entry_or_a_moved_chain_head_breaks_the_chain(
     assert not held_back.intact
     assert forged.first_broken_position == forged_entry.position
 
+
+KEY = b"audit-key-for-tests-32-bytes-...."
 
 # ----- reading events and writing the chain fast, exactly as before -----
 
@@ -699,8 +705,8 @@ def test_what_orjson_would_read_otherwise_is_read_by_the_librarys_decoder(
         mapper.to_domain_event(unknown_type)
 
 
-def old_canonical(entry: AuditEntry) -> bytes:
-    """The chain's canonical form as first written (json.dumps): stored chains were hashed so."""
+def old_canonical(entry: AuditEntry, event: str) -> bytes:
+    """The chain's canonical form as the documentation gives it (json.dumps)."""
     content = {
         "position": entry.position,
         "environment": entry.environment,
@@ -712,6 +718,7 @@ def old_canonical(entry: AuditEntry) -> bytes:
         "ip": entry.ip,
         "user_agent": entry.user_agent,
         "details": entry.details,
+        "event": event,
     }
     return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -777,12 +784,14 @@ def test_instants_are_written_as_strftime_writes_them(at: datetime) -> None:
         details=st.dictionaries(st.text(), JSON_VALUES, max_size=3),
     )
 )
-def test_an_entry_hashes_as_it_always_has(entry: AuditEntry) -> None:
-    assert canonical(entry) == old_canonical(entry)
-    assert chain_hash(GENESIS, entry) == sha256(bytes(32) + old_canonical(entry)).hexdigest()
+def test_an_entry_hashes_as_the_documented_formula_says(entry: AuditEntry) -> None:
+    event = sha256(b"x").hexdigest()
+    assert canonical(entry, event) == old_canonical(entry, event)
+    expected = hmac.new(KEY, bytes(32) + old_canonical(entry, event), sha256).hexdigest()
+    assert chain_hash(KEY, GENESIS, entry, event) == expected
 
 
-def test_a_chain_hash_written_before_stays_what_it_was() -> None:
+def test_a_chain_hash_is_keyed_and_records_the_event() -> None:
     entry = AuditEntry(
         position=7,
         occurred_at=datetime(2026, 3, 3, 10, 0, 0, tzinfo=UTC),
@@ -795,16 +804,20 @@ def test_a_chain_hash_written_before_stays_what_it_was() -> None:
         user_agent='a "b"',
         details={"reason": "wrong", "kind": "totp"},
     )
+    event = event_digest("topic", b"{}")
+    assert event == sha256(b"topic\x00{}").hexdigest()
     written = (
         '{"actor":null,"details":{"kind":"totp","reason":"wrong"},"environment":"acme",'
+        f'"event":"{event}",'
         '"ip":"203.0.113.7","occurred_at":"2026-03-03T10:00:00.000000Z","outcome":"failure",'
         '"position":7,"type":"two_factor_failed","user_agent":"a \\"b\\"","username":"Zoë"}'
     )
-    assert canonical(entry) == written.encode()
-    # Computed with the json.dumps form (old_canonical) before the chain used orjson.
-    assert chain_hash("ab" * 32, entry) == (
-        "8bd24b2348d56895116c3a0ee1596aa9307cc94797f6537ba4f7f3ad7f28f86f"
-    )
+    assert canonical(entry, event) == written.encode()
+    keyed = chain_hash(KEY, "ab" * 32, entry, event)
+    assert keyed == hmac.new(KEY, bytes.fromhex("ab" * 32) + written.encode(), sha256).hexdigest()
+    # Without the key the hash cannot be recomputed: another key, another hash.
+    assert chain_hash(b"o" * 32, "ab" * 32, entry, event) != keyed
+    assert chain_hash(KEY, "ab" * 32, entry, event_digest("topic", b"{ }")) != keyed
 
 
 # ----- rebuilding -----

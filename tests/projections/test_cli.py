@@ -101,7 +101,7 @@ def test_verify_audit_names_the_first_tampered_entry(
     position = audit_rows(live)[3][0]
     # The live table set is "a" until a rebuild switches to "b".
     raw_sql(
-        database, live, "UPDATE audit_v1_a SET ip = '198.51.100.9' WHERE position = ?", position
+        database, live, "UPDATE audit_v2_a SET ip = '198.51.100.9' WHERE position = ?", position
     )
 
     result = run(settings, "verify-audit", "acme")

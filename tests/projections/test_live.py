@@ -147,8 +147,8 @@ def test_a_rebuilt_view_equals_the_live_view_row_for_row(
 
     # The old slot is gone; the next rebuild, from another process's views, goes back to it.
     audit = read_models.views.audit
-    assert not audit.exists("audit_v1_a")
-    assert audit.exists("audit_v1_b")
+    assert not audit.exists("audit_v2_a")
+    assert audit.exists("audit_v2_b")
     assert run_rebuild(app, build_views(settings), "audit") == position
     assert active_slot(audit) == "a"
     assert rows(audit) == live["audit"]
