@@ -154,7 +154,7 @@ def test_users_list_pages_through_the_read_model(
                     "required": True,
                     "registered": False,
                     "locked_until": None,
-                    "disabled": None,
+                    "disabled": False,
                 },
             }
         ],
