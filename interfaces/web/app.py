@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.errors import EnvironmentNotFoundError
 from interfaces.http.services import Services
-from interfaces.web import login, pages
+from interfaces.web import login, pages_account, pages_admin, pages_audit
 from interfaces.web.context import STATIC, CsrfRefused, LoginRequired, PageError, WebHolder, render
 from interfaces.web.i18n import _
 
@@ -80,7 +80,8 @@ def create_web_ui(services: Callable[[], Services | None]) -> FastAPI:
         )
 
     ui.include_router(login.router)
-    ui.include_router(pages.router)
+    for pages in (pages_account, pages_admin, pages_audit):
+        ui.include_router(pages.router)
 
     @ui.exception_handler(LoginRequired)
     def login_required(request: Request, exc: LoginRequired) -> Response:

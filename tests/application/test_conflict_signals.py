@@ -10,6 +10,7 @@ from eventsourcing.persistence import RecordConflictError
 
 from application.base import retry_on_conflict
 from application.service import AeroAuth
+from domain.errors import ConflictError
 from domain.signals import CONFLICT_RETRIED, CONFLICT_RETRIES_EXHAUSTED, Signal
 
 
@@ -56,6 +57,6 @@ def test_a_conflict_after_the_last_retry_is_signalled_as_exhausted(
     app: AeroAuth, counted: dict[str, int]
 ) -> None:
     retries = app.security.conflict_retries
-    with pytest.raises(RecordConflictError):
+    with pytest.raises(ConflictError):
         conflicting(retries + 1)(app)
     assert counted == {"retried": retries, "exhausted": 1}
