@@ -148,7 +148,7 @@ def test_logins_record_every_step_and_never_a_secret(
     bob = app.create_user("acme", "bob", PASSWORD)
     app.set_policy("acme", True, [])
     with originating(PHONE):
-        secret, recovery_codes = register(app, clock, "acme", "bob")
+        secret, recovery_codes = register(app, clock, "bob", PASSWORD)
         with pytest.raises(InvalidCredentialsError):
             app.start_login("acme", "bob", "not the password")
         with pytest.raises(InvalidCredentialsError):
