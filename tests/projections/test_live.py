@@ -222,7 +222,7 @@ def test_two_projectors_and_a_reader_at_once_record_each_event_once(
         assert second.wait_for(position, timeout=10)
         assert reader.wait_for(position, timeout=10)
         assert reader.is_ready() and second.is_ready()
-        projecting = [m._runners["audit"].projecting for m in (read_models, second)]
+        projecting = [m.projecting()["audit"] for m in (read_models, second)]
         assert projecting == ([True, False] if leases == "held by one" else [True, True])
     finally:
         second.close()
@@ -259,14 +259,14 @@ def test_a_standing_by_process_takes_the_views_over_when_the_projecting_one_stop
     make_environment(app)
     before = caught_up(app, first)
     assert second.wait_for(before, timeout=10)
-    assert [r.projecting for r in second._runners.values()] == [False, False]
+    assert second.projecting() == {"audit": False, "directory": False}
 
     first.close()
     app.create_user("acme", "bob", PASSWORD)
     toggle_groups(app, clock, "acme", "bob", 5)
     after = caught_up(app, second)
     assert after > before
-    assert [r.projecting for r in second._runners.values()] == [True, True]
+    assert second.projecting() == {"audit": True, "directory": True}
     assert [e.position for e in second.export_audit(AuditQuery("acme"))] == [
         n.id for n in app.recorder.select_notifications(0, 10_000)
     ]
@@ -479,7 +479,7 @@ def test_a_holder_whose_lease_session_ends_stands_by_and_one_process_projects_on
     first, second = two_processes
     make_environment(app)
     caught_up(app, first)
-    assert [r.projecting for r in first._runners.values()] == [True, True]
+    assert first.projecting() == {"audit": True, "directory": True}
     ended = terminate_sessions(
         database,
         "SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
@@ -491,7 +491,7 @@ def test_a_holder_whose_lease_session_ends_stands_by_and_one_process_projects_on
 
     def one_projects_each_view() -> bool:
         return all(
-            [first._runners[n].projecting, second._runners[n].projecting].count(True) == 1
+            [first.projecting()[n], second.projecting()[n]].count(True) == 1
             for n in ("audit", "directory")
         )
 
