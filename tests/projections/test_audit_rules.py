@@ -10,17 +10,22 @@ import pytest
 from application.clock import FixedClock
 from application.service import AeroAuth
 from application.service_credentials import ServiceCredentials
+from domain.base import AeroAggregate
+from domain.credential import UserCredential
+from domain.environment import Environment
 from domain.errors import (
     InvalidCodeError,
     InvalidCredentialsError,
     TooManyAttemptsError,
 )
 from domain.origin import Origin, originating
+from domain.service_credential import ServiceCredential
+from domain.unknown_user import UnknownUserLogin
 from projections.api import AuditEntry
 from projections.audit_chain import (
     canonical,
 )
-from projections.audit_rules import AUDIT_TYPES
+from projections.audit_rules import AUDIT_TYPES, RULES
 from projections.live import LiveReadModels
 from tests.projections.helpers import (
     entries,
@@ -233,3 +238,14 @@ def test_every_type_of_api_md_is_produced() -> None:
         "login_succeeded",
     }
     assert required <= set(AUDIT_TYPES)
+
+
+def test_every_domain_event_has_an_audit_rule() -> None:
+    events = [
+        member
+        for aggregate in (Environment, UserCredential, UnknownUserLogin, ServiceCredential)
+        for name, member in vars(aggregate).items()
+        # "Event" is each aggregate's base class, never triggered itself.
+        if isinstance(member, type) and issubclass(member, AeroAggregate.Event) and name != "Event"
+    ]
+    assert {getattr(event, "TOPIC", None) for event in events} == set(RULES)
