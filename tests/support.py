@@ -79,15 +79,16 @@ def register(
     return Enrolled(registration.secret, completed.recovery_codes)
 
 
-def cli_env(settings: Settings) -> dict[str, str]:
-    """The test's settings as the CLI reads them: AERO_ variables."""
+def cli_env(settings: Settings, operator_token: bool = False) -> dict[str, str]:
+    """The test's settings as the CLI reads them: AERO_ variables; the operator token
+    only when asked for."""
     env = {
         "AERO_DATABASE_URL": settings.database_url,
         "AERO_DATA_DIR": str(settings.data_dir),
     }
     if settings.secret_key is not None:
         env["AERO_SECRET_KEY"] = settings.secret_key.get_secret_value()
-    if settings.operator_token is not None:
+    if operator_token and settings.operator_token is not None:
         env["AERO_OPERATOR_TOKEN"] = settings.operator_token.get_secret_value()
     return env
 

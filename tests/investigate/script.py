@@ -55,7 +55,7 @@ class Scripted:
 
     def cli_env(self) -> dict[str, str]:
         """The same configuration as ``settings``, as the CLI reads it: AERO_ variables."""
-        return cli_env(self.settings)
+        return cli_env(self.settings, operator_token=True)
 
 
 def record_history(app: AeroAuth, clock: FixedClock) -> str:

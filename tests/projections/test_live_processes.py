@@ -130,7 +130,7 @@ def test_a_projector_killed_mid_batch_resumes_without_losing_or_repeating_rows(
     for _ in range(4):
         toggle_groups(app, clock, "acme", "bob", 50)
     total = app.recorder.max_notification_id() or 0
-    env = {**os.environ, **cli_env(settings)}
+    env = {**os.environ, **cli_env(settings, operator_token=True)}
     views = build_views(settings)
     try:
         slow = subprocess.Popen(
