@@ -1,4 +1,4 @@
-"""The load generator of the issue-6 benchmarks: an asyncio HTTP client in its own process.
+"""The load generator of the benchmarks: an asyncio HTTP client in its own process.
 
 Reads a JSON config on stdin, prints JSON figures on stdout, with the CPU time
 the generator itself spent (it shares the machine's cores with the server).

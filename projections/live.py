@@ -205,6 +205,10 @@ class LiveReadModels(ViewQueries):
         with self._changed:
             return dict(self._positions)
 
+    def projecting(self) -> dict[str, bool]:
+        """Per started view: whether this process projects it (holds its lease) or stands by."""
+        return {name: runner.projecting for name, runner in self._runners.items()}
+
     def rebuild(
         self, view_name: str, progress: ProgressCallback | None = None, batch_size: int = 1000
     ) -> int:

@@ -1,7 +1,8 @@
-"""The issue-6 benchmarks still run: each script, tiny parameters, in a subprocess.
+"""The benchmarks under bench/ still run: each script, tiny parameters, in a subprocess.
 
 Only that each exits 0 and prints its command and its figures: timings on a
-shared CI machine say nothing, so nothing here asserts on them.
+shared CI machine say nothing, so nothing here asserts on them. Marked ``slow``
+(``-m "not slow"`` leaves them out locally); CI runs every test, these included.
 """
 
 from __future__ import annotations

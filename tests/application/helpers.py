@@ -1,4 +1,4 @@
-"""Steps the application tests share: reading new events, codes from an app, a full registration.
+"""Steps the application tests share: reading new events, a full registration, racing saves.
 
 Helpers rather than fixtures, so a test says in its own body which steps it takes.
 """
@@ -7,24 +7,25 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
-
-import pyotp
 
 from application.clock import FixedClock
 from application.service import AeroAuth
 from domain.totp import PERIOD
+from tests import support
+from tests.support import ADMIN, ADMIN_PASSWORD, PASSWORDS, Enrolled
 
-ENV = "acme"
-ISSUER = "BizzStream Aero"
-ALICE = "alice"
-ALICE_PASSWORD = "correct horse battery"
+# Re-exported: the application tests import these from here.
+from tests.support import ENV as ENV
+from tests.support import ISSUER as ISSUER
+from tests.support import code_at as code_at
+
+ALICE = ADMIN
+ALICE_PASSWORD = ADMIN_PASSWORD
 BOB = "bob"
-BOB_PASSWORD = "my long secret phrase"
+BOB_PASSWORD = PASSWORDS[BOB]
 CAROL = "carol"
-CAROL_PASSWORD = "she keeps the books"
+CAROL_PASSWORD = PASSWORDS[CAROL]
 
 
 def position(app: AeroAuth) -> int:
@@ -42,23 +43,10 @@ def types(events: Sequence[Any]) -> list[type]:
     return [type(e) for e in events]
 
 
-def code_at(secret: str, when: datetime, steps: int = 0) -> str:
-    """What an authenticator app shows ``steps`` time steps away from ``when``."""
-    return pyotp.TOTP(secret).at(int(when.timestamp()) + steps * PERIOD)
-
-
 def with_environment(app: AeroAuth) -> AeroAuth:
     """Environment acme with its admin alice, as the operator creates it."""
     app.create_environment(ENV, "Acme", ISSUER, ALICE, ALICE_PASSWORD)
     return app
-
-
-@dataclass
-class Enrolled:
-    """What a user holds after registering: the app's secret and the recovery codes."""
-
-    secret: str
-    recovery_codes: list[str]
 
 
 def register(
@@ -68,16 +56,9 @@ def register(
 
     Leaves the clock one step later, so the next code the app shows is not a replay.
     """
-    step = app.start_login(ENV, username, password)
-    assert step.status == "two_factor_registration_required", step.status
-    assert step.challenge_id is not None
-    registration = app.start_registration(ENV, username, step.challenge_id)
-    completed = app.confirm_registration(
-        ENV, username, step.challenge_id, code_at(registration.secret, clock.now())
-    )
-    assert completed.recovery_codes is not None
+    enrolled = support.register(app, clock, username, password)
     clock.advance(seconds=PERIOD)
-    return Enrolled(registration.secret, completed.recovery_codes)
+    return enrolled
 
 
 def bob_registered(app: AeroAuth, clock: FixedClock) -> Enrolled:

@@ -124,6 +124,7 @@ def test_the_lock_file_takes_the_databases_permissions_and_serves_read_only(
     assert stat.S_IMODE(lock_path.stat().st_mode) == database_mode & ~current_umask()
     # Created by another user, it may not be writable by this one: a flock needs no more
     # than a read-only descriptor (checked directly too: root ignores the mode bits).
+    # The lock's descriptor is private: only this check of its access mode needs it.
     fd = recorder_of(app).writer_lock._fd
     assert fd is not None
     assert fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY
@@ -140,6 +141,7 @@ def test_the_lock_file_takes_the_databases_permissions_and_serves_read_only(
 def test_closing_the_application_lets_go_of_the_lock_file(app: AeroAuth, clock: FixedClock) -> None:
     app.save(UnknownUserLogin.record("acme", "first", clock.now()))
     lock = recorder_of(app).writer_lock
+    # The private descriptor, as above: closing the application must close it.
     opened = os.readlink(f"/proc/self/fd/{lock._fd}") if lock._fd is not None else None
     assert opened == lock.path
     app.close()

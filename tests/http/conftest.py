@@ -15,12 +15,11 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pyotp
 import pytest
 from fastapi import FastAPI
 from httpx import Response
@@ -41,16 +40,19 @@ from projections.api import (
 )
 from tests.conftest import DatabaseUnderTest
 
+# Re-exported: the HTTP tests import these from here.
+from tests.support import ADMIN as ADMIN
+from tests.support import ADMIN_PASSWORD as ADMIN_PASSWORD
+from tests.support import ENV as ENV
+from tests.support import PASSWORD as PASSWORD
+from tests.support import code_at
+
 with warnings.catch_warnings():
     # Starlette asks for httpx2 here; httpx is what the project installs.
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-ENV = "acme"
 OPERATOR_TOKEN = "operator-token-for-tests"
-ADMIN = "alice"
-ADMIN_PASSWORD = "correct horse battery"
-PASSWORD = "a sound passphrase 4711"
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -158,7 +160,7 @@ class Api:
 
     def code(self, secret: str, steps: int = 0) -> str:
         """What the authenticator app shows now, or ``steps`` 30 s steps from now."""
-        return pyotp.TOTP(secret).at(self.clock.now() + timedelta(seconds=30 * steps))
+        return code_at(secret, self.clock.now(), steps)
 
     def enrol(self, username: str, password: str = PASSWORD) -> Enrolment:
         """A required user's first login: scan, confirm with a code, keep the recovery codes."""

@@ -25,6 +25,7 @@ from tests.http.conftest import (
     bearer,
     error_of,
 )
+from tests.support import AUDIT_EXPORT_COLUMNS
 
 T = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
 
@@ -244,17 +245,7 @@ def test_the_audit_export_streams_csv_and_json_lines(
     assert as_csv.headers["content-type"].startswith("text/csv")
     assert "attachment" in as_csv.headers["content-disposition"]
     rows = list(csv.reader(io.StringIO(as_csv.text)))
-    assert rows[0] == [
-        "position",
-        "occurred_at",
-        "type",
-        "username",
-        "actor",
-        "outcome",
-        "ip",
-        "user_agent",
-        "details",
-    ]
+    assert rows[0] == AUDIT_EXPORT_COLUMNS
     assert rows[1][:6] == ["1", "2026-11-28T09:30:00Z", "user_created", "bob", "alice", "success"]
     # OWASP CSV injection: cells a spreadsheet would run as formulas are quoted.
     assert rows[2][3] == '\'=HYPERLINK("x")' and rows[2][7] == "'-2+3"

@@ -118,6 +118,9 @@ def test_two_workers_each_serve_a_share_of_a_burst_of_connections(
     assert min(counts.values()) >= 1, counts
 
 
+# The socket plumbing below (_reuse_port_socket, _claim, _worker_socket) has no public
+# seam short of starting servers; it is the serve command's own business, so these
+# tests call its private helpers on purpose.
 @linux_only
 def test_a_worker_unpickles_the_address_into_a_socket_of_its_own() -> None:
     claim = serve._reuse_port_socket(socket.AF_INET, ("127.0.0.1", 0))
@@ -201,6 +204,7 @@ def test_workers_keep_all_the_cores_where_connections_may_land_unevenly(
 def test_the_application_hashes_as_many_at_once_as_the_setting_says(settings: Settings) -> None:
     app = build_application(settings.model_copy(update={"hash_concurrency": 3}))
     try:
+        # The limit is the hasher's own semaphore; nothing outside needs to read it.
         slots = app.hasher._slots
         assert all(slots.acquire(blocking=False) for _ in range(3))
         assert not slots.acquire(blocking=False)

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import pyotp
 import pytest
 
 from application.clock import FixedClock
@@ -26,15 +25,11 @@ from domain.errors import InvalidCredentialsError
 from domain.origin import Origin, originating
 from interfaces.settings import Settings
 from tests.conftest import DatabaseUnderTest
+from tests.support import PASSWORDS as PASSWORDS
+from tests.support import cli_env, code_at
 
 ENV = "acme"
 OTHER_ENV = "globex"
-PASSWORDS = {
-    "alice": "correct horse battery",
-    "bob": "my long secret phrase",
-    "carol": "she keeps the books",
-    "dave": "he joined last of all",
-}
 OPERATOR = Origin(actor="operator", ip="192.0.2.1", user_agent="curl/8.5")
 ADMIN = Origin(actor="alice", ip="198.51.100.7", user_agent="Mozilla/5.0 (admin console)")
 BOB_DEVICE = Origin(actor="bob", ip="203.0.113.9", user_agent="Mozilla/5.0 (bob's laptop)")
@@ -60,14 +55,7 @@ class Scripted:
 
     def cli_env(self) -> dict[str, str]:
         """The same configuration as ``settings``, as the CLI reads it: AERO_ variables."""
-        assert self.settings.secret_key is not None
-        assert self.settings.operator_token is not None
-        return {
-            "AERO_DATABASE_URL": self.settings.database_url,
-            "AERO_DATA_DIR": str(self.settings.data_dir),
-            "AERO_SECRET_KEY": self.settings.secret_key.get_secret_value(),
-            "AERO_OPERATOR_TOKEN": self.settings.operator_token.get_secret_value(),
-        }
+        return cli_env(self.settings, operator_token=True)
 
 
 def record_history(app: AeroAuth, clock: FixedClock) -> str:
@@ -93,7 +81,7 @@ def record_history(app: AeroAuth, clock: FixedClock) -> str:
         assert step.status == "two_factor_registration_required"
         assert step.challenge_id is not None
         registration = app.start_registration(ENV, "bob", step.challenge_id)
-        code = pyotp.TOTP(registration.secret).at(clock.now())
+        code = code_at(registration.secret, clock.now())
         app.confirm_registration(ENV, "bob", step.challenge_id, code)
         clock.set(at("09:45:00"))
         with pytest.raises(InvalidCredentialsError):

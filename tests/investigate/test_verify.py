@@ -29,7 +29,7 @@ from projections.live import LiveReadModels
 from projections.verify import verify_views
 from tests.conftest import PG_HOST, PG_PORT, PG_USER, DatabaseUnderTest
 from tests.investigate.script import ENV, OTHER_ENV, record_history
-from tests.projections.conftest import live_read_models, raw_sql
+from tests.support import cli_env, live_read_models, raw_sql
 
 runner = CliRunner()
 
@@ -46,15 +46,6 @@ def live(app: AeroAuth, clock: FixedClock, settings: Settings) -> Iterator[LiveR
         yield models
     finally:
         models.close()
-
-
-def cli_env(settings: Settings) -> dict[str, str | None]:
-    assert settings.secret_key is not None
-    return {
-        "AERO_DATABASE_URL": settings.database_url,
-        "AERO_DATA_DIR": str(settings.data_dir),
-        "AERO_SECRET_KEY": settings.secret_key.get_secret_value(),
-    }
 
 
 def run(settings: Settings, *args: str) -> Result:

@@ -19,25 +19,10 @@ from interfaces.settings import Settings
 from projections.api import AuditQuery
 from projections.live import LiveReadModels
 from tests.conftest import DatabaseUnderTest
-from tests.projections.conftest import (
-    PASSWORD,
-    caught_up,
-    live_read_models,
-    make_environment,
-    raw_sql,
-    toggle_groups,
-)
+from tests.projections.helpers import make_environment, toggle_groups
+from tests.support import PASSWORD, caught_up, cli_env, live_read_models, raw_sql
 
 runner = CliRunner()
-
-
-def cli_env(settings: Settings) -> dict[str, str]:
-    assert settings.secret_key is not None
-    return {
-        "AERO_DATABASE_URL": settings.database_url,
-        "AERO_DATA_DIR": str(settings.data_dir),
-        "AERO_SECRET_KEY": settings.secret_key.get_secret_value(),
-    }
 
 
 def run(settings: Settings, *args: str) -> Result:

@@ -11,14 +11,8 @@ from application.service import AeroAuth
 from domain.errors import InvalidCodeError
 from projections.api import AuditQuery, Compliance, InvalidCursorError, UserRow
 from projections.live import LiveReadModels
-from tests.projections.conftest import (
-    PASSWORD,
-    caught_up,
-    login_challenge,
-    make_environment,
-    register,
-    wrong_code,
-)
+from tests.projections.helpers import login_challenge, make_environment, wrong_code
+from tests.support import PASSWORD, caught_up, register
 
 
 def usernames(read_models: LiveReadModels, two_factor: str = "all") -> list[str]:
@@ -100,7 +94,7 @@ def test_registration_lockout_and_reset_show_in_the_row(
     make_environment(app)
     app.create_user("acme", "bob", PASSWORD)
     app.set_policy("acme", True, [])
-    secret, _ = register(app, clock, "acme", "bob")
+    secret, _ = register(app, clock, "bob", PASSWORD)
     caught_up(app, read_models)
     assert usernames(read_models, "registered") == ["bob"]
     assert usernames(read_models, "required_unregistered") == ["alice"]

@@ -16,7 +16,8 @@ from projections.dialects import PostgresDialect, SQLiteDialect
 from projections.live import LiveReadModels
 from projections.sql import sql
 from projections.store import ViewStore
-from tests.projections.conftest import PASSWORD, caught_up, make_environment
+from tests.projections.helpers import PASSWORD, make_environment
+from tests.support import caught_up
 
 
 def legacy_tracking(view: ViewStore) -> None:

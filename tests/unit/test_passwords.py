@@ -151,6 +151,8 @@ def test_no_more_hashes_run_at_once_than_the_hasher_allows() -> None:
     running = 0
     most = 0
     lock = threading.Lock()
+    # The argon2 hasher inside is swapped for a watching one: the limit must hold around
+    # the real computation, and the product has no reason to let it be replaced.
     release = threading.Event()
     real = hasher._hasher
 
