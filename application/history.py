@@ -68,6 +68,41 @@ class RequirementAnswer:
 
 
 @dataclass(frozen=True)
+class IdentityProviderAnswer:
+    """Whether an environment had an identity provider at ``at``, and its settings then."""
+
+    environment: str
+    at: datetime
+    connected: bool
+    issuer: str | None = None
+    client_id: str | None = None
+    display_name: str | None = None
+    redirect_uris: tuple[str, ...] = ()
+    password_login: str | None = None
+    provisioning: str | None = None
+    username_claim: str | None = None
+    groups_claim: str | None = None
+    two_factor: str | None = None
+    since: datetime | None = None
+    environment_version: int = 0
+
+
+# The login steps of a timeline: how a user logged in.
+LOGIN_TYPES = frozenset(
+    {
+        "login_password_succeeded",
+        "login_password_failed",
+        "login_federated_succeeded",
+        "two_factor_succeeded",
+        "two_factor_failed",
+        "two_factor_registered",
+        "recovery_code_used",
+        "login_succeeded",
+    }
+)
+
+
+@dataclass(frozen=True)
 class TimelineEntry:
     """One event, described safely: ``details`` hold no hash, secret or challenge id."""
 
@@ -87,6 +122,17 @@ class TimelineEntry:
 # stays hidden until someone decides it is safe here.
 _U = UserCredential
 _E = Environment
+_PROVIDER_FIELDS = (
+    "issuer",
+    "client_id",
+    "display_name",
+    "redirect_uris",
+    "password_login",
+    "provisioning",
+    "username_claim",
+    "groups_claim",
+    "two_factor",
+)
 DESCRIPTIONS: dict[type[AeroAggregate.Event], tuple[str, tuple[str, ...]]] = {
     _E.Created: ("environment_created", ("slug", "display_name", "issuer")),
     _E.TwoFactorRequirementChanged: ("two_factor_requirement_changed", ("require_2fa",)),
@@ -112,6 +158,17 @@ DESCRIPTIONS: dict[type[AeroAggregate.Event], tuple[str, tuple[str, ...]]] = {
     _U.RecoveryCodesIssued: ("recovery_codes_issued", ()),
     _U.RecoveryCodeUsed: ("recovery_code_used", ("remaining",)),
     _U.LoginSucceeded: ("login_succeeded", ("method",)),
+    _U.PasswordLoginRefused: ("login_password_failed", ("reason",)),
+    _U.IdentityLinked: ("identity_linked", ("issuer", "subject")),
+    _U.IdentityUnlinked: ("identity_unlinked", ("issuer", "subject")),
+    _U.FederatedStepSucceeded: (
+        "login_federated_succeeded",
+        ("issuer", "subject", "two_factor", "mfa", "next_step", "expires_at"),
+    ),
+    # Never the client secret, not even encrypted.
+    _E.IdentityProviderConnected: ("identity_provider_connected", _PROVIDER_FIELDS),
+    _E.IdentityProviderChanged: ("identity_provider_changed", _PROVIDER_FIELDS),
+    _E.IdentityProviderDisconnected: ("identity_provider_disconnected", ("issuer",)),
 }
 _CONSTANT_DETAILS: dict[type[AeroAggregate.Event], dict[str, str]] = {
     _U.PasswordStepThrottled: {"reason": "throttled"},
@@ -127,6 +184,7 @@ FAILURES: frozenset[type[AeroAggregate.Event]] = frozenset(
         _U.CodeStepLocked,
         _U.CodeStepThrottled,
         _U.AuthenticatorDisabled,
+        _U.PasswordLoginRefused,
     }
 )
 
@@ -291,6 +349,32 @@ class History:
             changed_by=environment.policy_changed_by,
             changed_at=environment.policy_changed_at,
             version=environment.version,
+        )
+
+    def identity_provider_at(self, slug: str, at: datetime) -> IdentityProviderAnswer:
+        """The environment's identity provider at ``at``, or that it had none."""
+        at = self._instant(at)
+        environment = self._environment(slug, at)
+        provider = environment.identity_provider
+        if provider is None:
+            return IdentityProviderAnswer(
+                environment.slug, at, False, environment_version=environment.version
+            )
+        return IdentityProviderAnswer(
+            environment=environment.slug,
+            at=at,
+            connected=True,
+            issuer=provider.issuer,
+            client_id=provider.client_id,
+            display_name=provider.display_name,
+            redirect_uris=tuple(sorted(provider.redirect_uris)),
+            password_login=provider.password_login,
+            provisioning=provider.provisioning,
+            username_claim=provider.username_claim,
+            groups_claim=provider.groups_claim,
+            two_factor=provider.two_factor,
+            since=provider.discovered_at,
+            environment_version=environment.version,
         )
 
     # ----- users -----

@@ -51,9 +51,11 @@ from domain.environment import Environment
 from domain.errors import (
     EnvironmentExistsError,
     EnvironmentNotFoundError,
+    GroupsManagedByProviderError,
     InvalidChallengeError,
     InvalidCodeError,
     InvalidCredentialsError,
+    PasswordLoginDisabledError,
     TwoFactorNotRegisteredError,
     UserExistsError,
     UserNotFoundError,
@@ -336,6 +338,10 @@ class AeroAuth(Application[UUID]):
 
     @retry_on_conflict
     def change_groups(self, slug: str, username: str, groups: Iterable[str]) -> UserCredential:
+        if self.environment(slug).groups_managed_by_provider:
+            raise GroupsManagedByProviderError(
+                "the identity provider sets the groups at every login (groups_claim)"
+            )
         user = self.user(slug, username)
         user.change_groups(groups, self.clock.now())
         self.save(user)
@@ -376,6 +382,8 @@ class AeroAuth(Application[UUID]):
     ) -> UserCredential:
         """The user proves the current password; a wrong one counts like a failed login."""
         user = self.user(slug, username)
+        if not user.has_password:
+            raise PasswordLoginDisabledError("this user logs in through the identity provider")
         with acting_as(user.username):
             self._check_password(slug, username, current_password)
             password_hash = self.hasher.hash(check_strength(new_password, user.username))
@@ -391,6 +399,11 @@ class AeroAuth(Application[UUID]):
         if user.password_step_locked_until(now) is not None:
             self.hasher.verify_dummy(password)
             user.throttle_password_step(now)
+        elif not user.has_password:
+            # Provisioned by the identity provider: refused as a wrong password, in
+            # the time a wrong password takes.
+            self.hasher.verify_dummy(password)
+            user.fail_password_step(self.security.password_throttle, now)
         elif not self.hasher.verify(user.password_hash, password):
             user.fail_password_step(self.security.password_throttle, now)
         else:
@@ -435,6 +448,13 @@ class AeroAuth(Application[UUID]):
         # The user as created is the actor, whatever case the username was typed in.
         with acting_as(user.username):
             self._verify_password(user, password, now)
+            if not environment.password_login_allowed(user.roles):
+                # The right password, refused by the provider's break-glass rule.
+                user.refuse_password_login("password_login_disabled", now)
+                self.save(user)
+                raise PasswordLoginDisabledError(
+                    "this environment's users log in through its identity provider"
+                )
             if self.hasher.needs_rehash(user.password_hash):
                 user.rehash_password(self.hasher.hash(password), now)
             required = environment.requiring_rule(user.groups) is not None
