@@ -14,7 +14,9 @@ from urllib.parse import unquote, urlparse
 import psycopg
 
 from application.clock import Clock
+from application.federation import FederatedLogins
 from application.passwords import Argon2Hasher, Argon2Parameters
+from application.relying_party import RelyingParty
 from application.secretbox import SecretBox
 from application.service import AeroAuth, SecurityPolicy
 from domain.throttle import Throttle
@@ -199,3 +201,8 @@ def build_read_models(settings: Settings, application: AeroAuth) -> LiveReadMode
         postgres_pool_size=settings.postgres_pool_size,
         process=settings.project_in_process,
     )
+
+
+def build_federated_logins(settings: Settings, application: AeroAuth) -> FederatedLogins:
+    """Logins through an environment's identity provider, with this process's caches."""
+    return FederatedLogins(application, RelyingParty(timeout=settings.oidc_timeout_seconds))

@@ -17,7 +17,16 @@ from interfaces.http import errors
 from interfaces.http.deps import reject_unknown_query
 from interfaces.http.middleware import RequestContextMiddleware
 from interfaces.http.observability import Metrics
-from interfaces.http.routes import audit, environments, login, me, operations, policy, users
+from interfaces.http.routes import (
+    audit,
+    environments,
+    identity_provider,
+    login,
+    me,
+    operations,
+    policy,
+    users,
+)
 from interfaces.http.services import ReadModelsFactory, start_services
 from interfaces.settings import Settings, from_environment
 from projections.api import ReadModels
@@ -94,6 +103,8 @@ def create_app(
     # platform's probes (paths never overlap, so the order changes nothing else).
     for module in (login, operations, me, environments, policy, users, audit):
         app.include_router(module.router)
+    for router in identity_provider.routers:
+        app.include_router(router)
     return app
 
 

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from application.clock import Clock, SystemClock
+from application.federation import FederatedLogins
 from application.history import History
 from application.service import AeroAuth, last_saved_position
 from domain.origin import acting_as
-from interfaces.composition import build_application, operator_token
+from interfaces.composition import build_application, build_federated_logins, operator_token
 from interfaces.http.clientip import TrustedProxies
 from interfaces.http.observability import Metrics, logger
 from interfaces.settings import Settings
@@ -32,6 +33,7 @@ class Services:
     read_models: ReadModels | None
     metrics: Metrics
     proxies: TrustedProxies
+    identity: FederatedLogins
 
     @property
     def history(self) -> History:
@@ -65,6 +67,7 @@ class Services:
             if self.read_models is not None:
                 self.read_models.close()
         finally:
+            self.identity.relying_party.close()
             self.application.close()
 
 
@@ -97,4 +100,5 @@ def start_services(
         read_models=read_models,
         metrics=metrics,
         proxies=TrustedProxies(settings.trusted_proxies),
+        identity=build_federated_logins(settings, application),
     )
