@@ -299,7 +299,8 @@ class RelyingParty:
             if isinstance(key, dict) and key.get("use", "sig") == "sig" and key.get("kty") != "oct"
         ]
         try:
-            keys = KeySet.import_key_set({"keys": usable})
+            # An empty set is a set: every token is then signed by an unknown key.
+            keys = KeySet.import_key_set({"keys": usable}) if usable else KeySet([])
         except (JoseError, ValueError):
             raise IdentityProviderUnavailableError(
                 "the identity provider's key set is not valid JWKS"

@@ -21,7 +21,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
@@ -101,7 +101,7 @@ class Provider:
                 fields = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"',
                                          response.text))  # fmt: skip
                 if 'name="login"' in response.text:
-                    fields.update(login=login, password="any password")  # noqa: S106
+                    fields.update(login=login, password="any password")
                 action = urljoin(str(response.url), html.unescape(form.group(1)))
                 response = browser.post(action, data=fields)
         raise AssertionError("the provider never sent the browser back")
@@ -153,10 +153,28 @@ def provider(oidc_provider: Provider) -> Provider:
     return oidc_provider
 
 
+class ShiftedClock(FixedClock):
+    """The real time, shifted by what a test advances: the provider stamps iat and
+    exp with the real time, so aero-auth's clock must move with it."""
+
+    def __init__(self) -> None:
+        super().__init__(datetime.now(UTC))
+        self.offset = timedelta(0)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
+        self.offset += delta if delta is not None else timedelta(**kwargs)
+        return self.now()
+
+    def set(self, at: datetime) -> None:
+        self.offset = at - datetime.now(UTC)
+
+
 @pytest.fixture
 def clock() -> FixedClock:
-    # The provider stamps iat and exp with the real time; aero-auth's clock starts there.
-    return FixedClock(datetime.now(UTC).replace(microsecond=0))
+    return ShiftedClock()
 
 
 @dataclass
@@ -199,9 +217,7 @@ class Federation:
             headers={"User-Agent": "Browser/1.0"},
         )
 
-    def login(
-        self, login: str, rewrite: Callable[[str], str] | None = None
-    ) -> httpx.Response:
+    def login(self, login: str, rewrite: Callable[[str], str] | None = None) -> httpx.Response:
         """The whole flow as a browser goes through it, for the subject ``login``."""
         started = self.start()
         assert started.status_code == 200, started.text
