@@ -224,6 +224,8 @@ def _credential(user: UserCredential, at: datetime, rule: str | None) -> dict[st
         "login_in_progress": user.challenge_step,
         "last_login_at": user.last_login_at,
         "sessions_valid_after": user.sessions_valid_after,
+        "identity_issuer": user.identity_issuer,
+        "identity_subject": user.identity_subject,
     }
 
 

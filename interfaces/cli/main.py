@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from interfaces.cli import environments, serve, views
+from interfaces.cli import environments, investigate_identity, serve, views
 from interfaces.cli.investigate import investigate_app
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.command("serve")(serve.serve)
 app.add_typer(environments.app, name="environments")
+investigate_identity.register(investigate_app)
 app.add_typer(investigate_app, name="investigate")
 views.register(app)
 

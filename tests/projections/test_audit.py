@@ -29,6 +29,7 @@ from domain.errors import (
     InvalidCredentialsError,
     TooManyAttemptsError,
 )
+from domain.identity import FederatedLogin, IdentityLink, RejectedCallback
 from domain.origin import Origin, originating
 from interfaces.composition import build_application
 from projections.api import AuditEntry, AuditQuery, ChainReport, InvalidCursorError
@@ -473,10 +474,18 @@ def test_a_forged_entry_or_a_moved_chain_head_breaks_the_chain(
 
 # ----- reading events and writing the chain fast, exactly as before -----
 
+AGGREGATES = (
+    Environment,
+    UserCredential,
+    UnknownUserLogin,
+    FederatedLogin,
+    IdentityLink,
+    RejectedCallback,
+)
 AWKWARD = 'Zoë "q" \\ \t\n\x1f\x7f \u2028 \U0001f600 <&>'
 EVENT_CLASSES = [
     member
-    for aggregate in (Environment, UserCredential, UnknownUserLogin)
+    for aggregate in AGGREGATES
     for member in vars(aggregate).values()
     if isinstance(member, type) and getattr(member, "TOPIC", None) in RULES
 ]

@@ -21,6 +21,7 @@ from application.service import AeroAuth
 from domain.base import AeroAggregate
 from domain.credential import UnknownUserLogin, UserCredential
 from domain.environment import Environment
+from domain.identity import FederatedLogin, IdentityLink, RejectedCallback
 from interfaces.settings import Settings
 from projections import runtime
 from projections.api import AuditQuery
@@ -74,7 +75,14 @@ def some_history(app: AeroAuth, clock: FixedClock) -> None:
 def test_every_domain_event_has_an_audit_rule() -> None:
     events = [
         member
-        for aggregate in (Environment, UserCredential, UnknownUserLogin)
+        for aggregate in (
+            Environment,
+            UserCredential,
+            UnknownUserLogin,
+            FederatedLogin,
+            IdentityLink,
+            RejectedCallback,
+        )
         for name, member in vars(aggregate).items()
         # "Event" is each aggregate's base class, never triggered itself.
         if isinstance(member, type) and issubclass(member, AeroAggregate.Event) and name != "Event"
