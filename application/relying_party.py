@@ -162,16 +162,7 @@ class RelyingParty:
         with self._lock:
             known = self._metadata.get(key)
         if known is None:
-            known = (
-                ProviderMetadata(
-                    issuer=provider.issuer,
-                    authorization_endpoint=provider.authorization_endpoint,
-                    token_endpoint=provider.token_endpoint,
-                    jwks_uri=provider.jwks_uri,
-                    signing_algorithms=provider.signing_algorithms,
-                ),
-                provider.discovered_at,
-            )
+            known = (stored_metadata(provider), provider.discovered_at)
         metadata, read_at = known
         if now - read_at >= METADATA_MAX_AGE:
             try:
@@ -349,6 +340,17 @@ class RelyingParty:
         tenant = provider.entra_tenant
         if tenant is not None and claims.get("tid") != tenant:
             raise _refused("wrong_tenant", "the ID token is from another tenant")
+
+
+def stored_metadata(provider: IdentityProvider) -> ProviderMetadata:
+    """The discovery document as read when the provider was connected or changed."""
+    return ProviderMetadata(
+        issuer=provider.issuer,
+        authorization_endpoint=provider.authorization_endpoint,
+        token_endpoint=provider.token_endpoint,
+        jwks_uri=provider.jwks_uri,
+        signing_algorithms=provider.signing_algorithms,
+    )
 
 
 def _holds(keys: KeySet, kid: Any) -> bool:
