@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 
-from tests.http.conftest import error_of
+from tests.http.conftest import Api, TestClient, error_of
 from tests.oidc.conftest import OTHER_TENANT, REDIRECT_URI, Federation
 
 
@@ -296,3 +297,20 @@ def test_a_slow_callback_clock_skew_within_two_minutes_is_accepted(
     connected.api.clock.advance(timedelta(seconds=-110))
 
     assert connected.callback(answer).status_code == 200
+
+
+def test_a_login_started_on_one_worker_ends_on_another_exactly_once(
+    connected: Federation, app_factory: Callable[..., TestClient]
+) -> None:
+    """States live in the event store, not in one process: every worker sees them."""
+    api = connected.api
+    second = Federation(Api(app_factory(), api.clock), connected.provider)
+    subject = connected.provider.account("carol-sub", preferred_username="carol")
+    started = connected.start().json()
+    answer = connected.provider.authorize(started["authorization_url"], subject)
+
+    with ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(lambda f: f.callback(answer), [second, connected]))
+
+    assert sorted(r.status_code for r in both) == [200, 401]
+    assert users(connected) == ["alice", "carol"]
