@@ -14,7 +14,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 
 from tests.http.conftest import Api, TestClient, error_of
-from tests.oidc.conftest import OTHER_TENANT, REDIRECT_URI, Federation
+from tests.oidc.conftest import Federation
+from tests.oidc.harness import OTHER_TENANT, REDIRECT_URI
 
 
 def failures(federation: Federation) -> list[dict[str, object]]:

@@ -13,7 +13,8 @@ from domain.instants import rfc3339
 from interfaces.cli.main import app as cli
 from interfaces.settings import Settings
 from tests.http.conftest import error_of
-from tests.oidc.conftest import CLIENT_SECRET, Federation
+from tests.oidc.conftest import Federation
+from tests.oidc.harness import CLIENT_SECRET
 
 
 def investigate(settings: Settings, *args: str) -> Any:

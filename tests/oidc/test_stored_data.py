@@ -10,7 +10,8 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from tests.conftest import DatabaseUnderTest
-from tests.oidc.conftest import CLIENT_SECRET, Federation
+from tests.oidc.conftest import Federation
+from tests.oidc.harness import CLIENT_SECRET
 
 
 def test_the_client_secret_and_login_secrets_appear_nowhere(
