@@ -325,8 +325,10 @@ class RelyingParty:
             ) from None
         except JoseError as e:
             raise _refused("invalid_claim", f"the ID token: {e}") from None
-        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
-            raise _refused("missing_claim", "the ID token names no subject")
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not 1 <= len(subject) <= 255:
+            # Core §2: at most 255 ASCII characters.
+            raise _refused("missing_claim", "the ID token names no valid subject")
         audience = claims.get("aud")
         audiences = [audience] if isinstance(audience, str) else audience
         if not isinstance(audiences, list) or provider.client_id not in audiences:
