@@ -155,6 +155,8 @@ def test_a_key_rotated_in_at_the_provider_is_fetched_once_and_used(
     assert connected.login(carol).status_code == 200
     assert provider.jwks_fetches() == fetches  # cached
 
+    # The provider rolls its keys over while aero-auth holds the old set: the next
+    # ID token is signed with a key it has not seen.
     provider.control("rotate")
     rotated = connected.login(dave)
     after = connected.login(carol)
