@@ -135,8 +135,8 @@ class UserView(BaseModel):
     two_factor: TwoFactorView
     identity: IdentityView | None = Field(
         default=None,
-        description="the identity provider's (issuer, subject) this user is linked to; "
-        "not filled in by the users list",
+        description="the identity provider's (issuer, subject) this user is linked to, "
+        "null when unlinked; left out of the users list",
     )
 
     @classmethod

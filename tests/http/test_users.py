@@ -16,6 +16,7 @@ def test_admin_creates_a_user_and_reads_it_back(acme: Api) -> None:
         "groups": ["amsterdam", "finance"],
         "roles": [],
         "two_factor": {"required": True, "registered": False, "locked_until": None},
+        "identity": None,
     }
     assert created.status_code == 201
     assert created.json() == expected
