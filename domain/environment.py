@@ -186,9 +186,7 @@ class Environment(AeroAggregate):
 
     def disconnect_identity_provider(self, now: datetime) -> None:
         assert self.identity_provider is not None
-        self._trigger(
-            self.IdentityProviderDisconnected, now, issuer=self.identity_provider.issuer
-        )
+        self._trigger(self.IdentityProviderDisconnected, now, issuer=self.identity_provider.issuer)
 
     def password_login_allowed(self, roles: frozenset[str]) -> bool:
         """The break-glass rule: with a provider, who may still use a local password."""
