@@ -204,6 +204,11 @@ class AeroApplication(Application[UUID]):
         if user.password_step_locked_until(now) is not None:
             self.hasher.verify_dummy(password)
             user.throttle_password_step(now)
+        elif not user.has_password:
+            # Provisioned by the identity provider: refused as a wrong password, in
+            # the time a wrong password takes.
+            self.hasher.verify_dummy(password)
+            user.fail_password_step(self.security.password_throttle, now)
         elif not self.hasher.verify(user.password_hash, password):
             user.fail_password_step(self.security.password_throttle, now)
         else:

@@ -26,6 +26,7 @@ from domain.errors import (
     InvalidChallengeError,
     InvalidCodeError,
     InvalidCredentialsError,
+    PasswordLoginDisabledError,
     UserNotFoundError,
 )
 from domain.origin import acting_as
@@ -106,6 +107,13 @@ class LoginFlow(AeroApplication):
         # The user as created is the actor, whatever case the username was typed in.
         with acting_as(user.username):
             self._verify_password(user, password, now)
+            if not environment.password_login_allowed(user.roles):
+                # The right password, refused by the provider's break-glass rule.
+                user.refuse_password_login("password_login_disabled", now)
+                self.save(user)
+                raise PasswordLoginDisabledError(
+                    "this environment's users log in through its identity provider"
+                )
             if self.hasher.needs_rehash(user.password_hash):
                 user.rehash_password(self.hasher.hash(password), now)
             required = environment.requiring_rule(user.groups) is not None

@@ -15,16 +15,25 @@ from domain.errors import (
     AeroError,
     EnvironmentExistsError,
     EnvironmentNotFoundError,
+    GroupsManagedByProviderError,
+    IdentityInUseError,
+    IdentityProviderNotFoundError,
+    IdentityProviderUnavailableError,
     InvalidChallengeError,
     InvalidCodeError,
     InvalidCredentialsError,
+    InvalidIdentityProviderError,
     InvalidInputError,
+    InvalidOidcResponseError,
+    InvalidRedirectUriError,
     InvalidTimestampError,
+    PasswordLoginDisabledError,
     TooManyAttemptsError,
     TwoFactorDisabledError,
     TwoFactorNotRegisteredError,
     UserExistsError,
     UserNotFoundError,
+    UserNotProvisionedError,
     WeakPasswordError,
 )
 from interfaces.http.observability import escape, logger
@@ -49,6 +58,16 @@ STATUS: dict[type[AeroError], int] = {
     TwoFactorDisabledError: 403,
     # Recovery codes back up an authenticator; without one there is nothing to back up.
     TwoFactorNotRegisteredError: 409,
+    # The identity provider (OpenID Connect).
+    IdentityProviderNotFoundError: 404,
+    InvalidIdentityProviderError: 422,
+    InvalidRedirectUriError: 422,
+    IdentityProviderUnavailableError: 502,
+    InvalidOidcResponseError: 401,
+    UserNotProvisionedError: 403,
+    PasswordLoginDisabledError: 403,
+    GroupsManagedByProviderError: 409,
+    IdentityInUseError: 409,
 }
 
 _HTTP_CODES = {

@@ -17,9 +17,11 @@ from fastapi.responses import Response, StreamingResponse
 
 from domain.errors import (
     AeroError,
+    GroupsManagedByProviderError,
     InvalidCredentialsError,
     InvalidInputError,
     InvalidTimestampError,
+    PasswordLoginDisabledError,
     TwoFactorNotRegisteredError,
     UserExistsError,
     UserNotFoundError,
@@ -365,6 +367,8 @@ def change_user(
         raise PageError(404, _("Not found"), _("There is no such user.")) from None
     except InvalidInputError as e:
         return _user_page(web, request, env, session, username, error=e.detail, status=422)
+    except GroupsManagedByProviderError as e:
+        return _user_page(web, request, env, session, username, error=e.detail, status=409)
     return redirect(f"{base(request, env)}/users/{_quote(user.username)}", saved=outcome)
 
 
@@ -590,6 +594,8 @@ def change_password(
         )
     except (WeakPasswordError, InvalidInputError) as e:
         return _account_page(web, request, env, session, error=e.detail, status=422)
+    except PasswordLoginDisabledError as e:
+        return _account_page(web, request, env, session, error=e.detail, status=403)
     web.sessions.remove(session.id)
     response = redirect(f"{base(request, env)}/login", notice="password_changed")
     clear_cookie(web, request, response, SESSION_COOKIE, base(request, env))

@@ -37,6 +37,7 @@ from domain.errors import (
     InvalidCredentialsError,
     TooManyAttemptsError,
 )
+from domain.identity import FederatedLogin, IdentityLink, RejectedCallback
 from domain.origin import Origin, originating
 from domain.service_credential import ServiceCredential
 from domain.unknown_user import UnknownUserLogin
@@ -526,10 +527,19 @@ def test_a_forged_entry_or_a_moved_chain_head_breaks_the_chain(
 
 # ----- reading events and writing the chain fast, exactly as before -----
 
+AGGREGATES = (
+    Environment,
+    UserCredential,
+    UnknownUserLogin,
+    ServiceCredential,
+    FederatedLogin,
+    IdentityLink,
+    RejectedCallback,
+)
 AWKWARD = 'Zoë "q" \\ \t\n\x1f\x7f \u2028 \U0001f600 <&>'
 EVENT_CLASSES = [
     member
-    for aggregate in (Environment, UserCredential, UnknownUserLogin, ServiceCredential)
+    for aggregate in AGGREGATES
     for member in vars(aggregate).values()
     if isinstance(member, type) and getattr(member, "TOPIC", None) in RULES
 ]

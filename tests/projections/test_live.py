@@ -21,6 +21,7 @@ from application.service import AeroAuth
 from domain.base import AeroAggregate
 from domain.credential import UserCredential
 from domain.environment import Environment
+from domain.identity import FederatedLogin, IdentityLink, RejectedCallback
 from domain.service_credential import ServiceCredential
 from domain.unknown_user import UnknownUserLogin
 from interfaces.cli.views import check_audit_chain, run_rebuild
@@ -76,7 +77,15 @@ def some_history(app: AeroAuth, clock: FixedClock) -> None:
 def test_every_domain_event_has_an_audit_rule() -> None:
     events = [
         member
-        for aggregate in (Environment, UserCredential, UnknownUserLogin, ServiceCredential)
+        for aggregate in (
+            Environment,
+            UserCredential,
+            UnknownUserLogin,
+            ServiceCredential,
+            FederatedLogin,
+            IdentityLink,
+            RejectedCallback,
+        )
         for name, member in vars(aggregate).items()
         # "Event" is each aggregate's base class, never triggered itself.
         if isinstance(member, type) and issubclass(member, AeroAggregate.Event) and name != "Event"
