@@ -268,6 +268,11 @@ class AeroApplication(Application[UUID]):
         Verified against the real hash even while the step is locked: the same
         cost either way, and the lock decides the answer, not this result.
         """
+        if not user.has_password:
+            # Provisioned by the identity provider: refused as a wrong password, in
+            # the time a wrong password takes.
+            self.hasher.verify_dummy(password)
+            return PasswordCheck(user.password_hash, False)
         matches = self.hasher.verify(user.password_hash, password)
         return PasswordCheck(user.password_hash, matches)
 

@@ -67,6 +67,41 @@ class RequirementAnswer:
     environment_version: int
 
 
+@dataclass(frozen=True)
+class IdentityProviderAnswer:
+    """Whether an environment had an identity provider at ``at``, and its settings then."""
+
+    environment: str
+    at: datetime
+    connected: bool
+    issuer: str | None = None
+    client_id: str | None = None
+    display_name: str | None = None
+    redirect_uris: tuple[str, ...] = ()
+    password_login: str | None = None
+    provisioning: str | None = None
+    username_claim: str | None = None
+    groups_claim: str | None = None
+    two_factor: str | None = None
+    since: datetime | None = None
+    environment_version: int = 0
+
+
+# The login steps of a timeline: how a user logged in.
+LOGIN_TYPES = frozenset(
+    {
+        "login_password_succeeded",
+        "login_password_failed",
+        "login_federated_succeeded",
+        "two_factor_succeeded",
+        "two_factor_failed",
+        "two_factor_registered",
+        "recovery_code_used",
+        "login_succeeded",
+    }
+)
+
+
 class _Absent(Exception):
     """The aggregate has no event at or before the instant asked about."""
 
@@ -195,6 +230,32 @@ class History:
             changed_by=environment.policy_changed_by,
             changed_at=environment.policy_changed_at,
             version=environment.version,
+        )
+
+    def identity_provider_at(self, slug: str, at: datetime) -> IdentityProviderAnswer:
+        """The environment's identity provider at ``at``, or that it had none."""
+        at = self._instant(at)
+        environment = self._environment(slug, at)
+        provider = environment.identity_provider
+        if provider is None:
+            return IdentityProviderAnswer(
+                environment.slug, at, False, environment_version=environment.version
+            )
+        return IdentityProviderAnswer(
+            environment=environment.slug,
+            at=at,
+            connected=True,
+            issuer=provider.issuer,
+            client_id=provider.client_id,
+            display_name=provider.display_name,
+            redirect_uris=tuple(sorted(provider.redirect_uris)),
+            password_login=provider.password_login,
+            provisioning=provider.provisioning,
+            username_claim=provider.username_claim,
+            groups_claim=provider.groups_claim,
+            two_factor=provider.two_factor,
+            since=provider.discovered_at,
+            environment_version=environment.version,
         )
 
     # ----- users -----

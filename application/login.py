@@ -27,6 +27,7 @@ from domain.errors import (
     InvalidChallengeError,
     InvalidCodeError,
     InvalidCredentialsError,
+    PasswordLoginDisabledError,
     UserNotFoundError,
 )
 from domain.origin import acting_as, running_command
@@ -130,6 +131,13 @@ class LoginFlow(AeroApplication):
         environment = self.environment(slug)
         user = self._user(slug, username)
         verified = self._decide_password_step(user, password, check, now)
+        if not environment.password_login_allowed(user.roles):
+            # The right password, refused by the provider's break-glass rule.
+            user.refuse_password_login("password_login_disabled", now)
+            self.save(user)
+            raise PasswordLoginDisabledError(
+                "this environment's users log in through its identity provider"
+            )
         # The new hash is of the hash checked before; a password changed meanwhile
         # is rehashed at its next login instead.
         if rehashed is not None and verified == check:

@@ -26,7 +26,9 @@ from domain.environment import Environment
 from domain.errors import (
     ConflictError,
     EnvironmentExistsError,
+    GroupsManagedByProviderError,
     InvalidCredentialsError,
+    PasswordLoginDisabledError,
     TwoFactorNotRegisteredError,
     UserExistsError,
 )
@@ -122,6 +124,10 @@ class AeroAuth(LoginFlow):
 
     @retry_on_conflict
     def change_groups(self, slug: str, username: str, groups: Iterable[str]) -> UserCredential:
+        if self.environment(slug).groups_managed_by_provider:
+            raise GroupsManagedByProviderError(
+                "the identity provider sets the groups at every login (groups_claim)"
+            )
         user = self.user(slug, username)
         user.change_groups(groups, self.clock.now())
         self.save(user)
@@ -162,6 +168,8 @@ class AeroAuth(LoginFlow):
     ) -> UserCredential:
         """The user proves the current password; a wrong one counts like a failed login."""
         user = self.user(slug, username)
+        if not user.has_password:
+            raise PasswordLoginDisabledError("this user logs in through the identity provider")
         with acting_as(user.username), running_command():
             check = self._check_password_hash(user, current_password)
             try:

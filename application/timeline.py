@@ -35,6 +35,17 @@ class TimelineEntry:
 
 _U = UserCredential
 _E = Environment
+_PROVIDER_FIELDS = (
+    "issuer",
+    "client_id",
+    "display_name",
+    "redirect_uris",
+    "password_login",
+    "provisioning",
+    "username_claim",
+    "groups_claim",
+    "two_factor",
+)
 DESCRIPTIONS: dict[type[AeroAggregate.Event], tuple[str, tuple[str, ...]]] = {
     _E.Created: ("environment_created", ("slug", "display_name", "issuer")),
     _E.TwoFactorRequirementChanged: ("two_factor_requirement_changed", ("require_2fa",)),
@@ -60,6 +71,17 @@ DESCRIPTIONS: dict[type[AeroAggregate.Event], tuple[str, tuple[str, ...]]] = {
     _U.RecoveryCodesIssued: ("recovery_codes_issued", ()),
     _U.RecoveryCodeUsed: ("recovery_code_used", ("remaining",)),
     _U.LoginSucceeded: ("login_succeeded", ("method",)),
+    _U.PasswordLoginRefused: ("login_password_failed", ("reason",)),
+    _U.IdentityLinked: ("identity_linked", ("issuer", "subject")),
+    _U.IdentityUnlinked: ("identity_unlinked", ("issuer", "subject")),
+    _U.FederatedStepSucceeded: (
+        "login_federated_succeeded",
+        ("issuer", "subject", "two_factor", "mfa", "next_step", "expires_at"),
+    ),
+    # Never the client secret, not even encrypted.
+    _E.IdentityProviderConnected: ("identity_provider_connected", _PROVIDER_FIELDS),
+    _E.IdentityProviderChanged: ("identity_provider_changed", _PROVIDER_FIELDS),
+    _E.IdentityProviderDisconnected: ("identity_provider_disconnected", ("issuer",)),
 }
 _CONSTANT_DETAILS: dict[type[AeroAggregate.Event], dict[str, str]] = {
     _U.PasswordStepThrottled: {"reason": "throttled"},
@@ -75,6 +97,7 @@ FAILURES: frozenset[type[AeroAggregate.Event]] = frozenset(
         _U.CodeStepLocked,
         _U.CodeStepThrottled,
         _U.AuthenticatorDisabled,
+        _U.PasswordLoginRefused,
     }
 )
 

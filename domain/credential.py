@@ -44,6 +44,10 @@ SNAPSHOT_INTERVAL = 20
 class UserCredential(AeroAggregate):
     TOPIC = "aero:UserCredential"
 
+    # Snapshots taken before identities existed restore no such attributes.
+    identity_issuer: str | None = None
+    identity_subject: str | None = None
+
     class Created(AeroAggregate.Created):
         TOPIC = "aero:UserCredential.Created"
         environment: str
@@ -250,6 +254,56 @@ class UserCredential(AeroAggregate):
             user.last_login_at = self.timestamp
             user.last_login_version = self.originator_version
 
+    class PasswordLoginRefused(AeroAggregate.Event):
+        """The right password, refused by the provider's ``password_login`` rule.
+
+        The password was right, so it counts toward no lockout.
+        """
+
+        TOPIC = "aero:UserCredential.PasswordLoginRefused"
+        reason: str
+
+    class IdentityLinked(AeroAggregate.Event):
+        """The user logs in through the provider as this (issuer, subject) pair."""
+
+        TOPIC = "aero:UserCredential.IdentityLinked"
+        issuer: str
+        subject: str
+
+        def apply(self, user: UserCredential) -> None:
+            user.identity_issuer = self.issuer
+            user.identity_subject = self.subject
+
+    class IdentityUnlinked(AeroAggregate.Event):
+        TOPIC = "aero:UserCredential.IdentityUnlinked"
+        issuer: str
+        subject: str
+
+        def apply(self, user: UserCredential) -> None:
+            user.identity_issuer = None
+            user.identity_subject = None
+
+    class FederatedStepSucceeded(AeroAggregate.Event):
+        """The provider's login step, as ``PasswordStepSucceeded`` is the password's.
+
+        ``mfa`` says whether the provider's login met a required second factor
+        (``two_factor`` mode ``provider``, or ``amr`` holding ``mfa``).
+        """
+
+        TOPIC = "aero:UserCredential.FederatedStepSucceeded"
+        issuer: str
+        subject: str
+        two_factor: str
+        mfa: bool
+        challenge_id: str
+        next_step: str
+        expires_at: datetime
+
+        def apply(self, user: UserCredential) -> None:
+            user.challenge_id = self.challenge_id
+            user.challenge_step = self.next_step
+            user.challenge_expires_at = self.expires_at
+
     class Snapshot(LibrarySnapshot):
         """Taken every ``SNAPSHOT_INTERVAL`` events: a user with years of logins
         loads like a new one."""
@@ -294,6 +348,8 @@ class UserCredential(AeroAggregate):
         self.recovery_codes: frozenset[str] = frozenset()
         self.sessions_valid_after: datetime | None = None
         self.last_login_at: datetime | None = None
+        self.identity_issuer: str | None = None
+        self.identity_subject: str | None = None
 
     # ----- state helpers used by event bodies -----
 
@@ -504,6 +560,60 @@ class UserCredential(AeroAggregate):
 
     def reset_two_factor(self, reason: str, now: datetime) -> None:
         self._trigger(self.TwoFactorReset, now, reason=valid_reason(reason))
+
+    # ----- the identity provider -----
+
+    @property
+    def has_password(self) -> bool:
+        """False for a user the provider created: such a user has no local password."""
+        return self.password_hash != ""
+
+    def refuse_password_login(self, reason: str, now: datetime) -> None:
+        self._trigger(self.PasswordLoginRefused, now, reason=reason)
+
+    def link_identity(self, issuer: str, subject: str, now: datetime) -> None:
+        if (self.identity_issuer, self.identity_subject) == (issuer, subject):
+            return
+        self.unlink_identity(now)
+        self._trigger(self.IdentityLinked, now, issuer=issuer, subject=subject)
+
+    def unlink_identity(self, now: datetime) -> None:
+        if self.identity_issuer is not None and self.identity_subject is not None:
+            self._trigger(
+                self.IdentityUnlinked,
+                now,
+                issuer=self.identity_issuer,
+                subject=self.identity_subject,
+            )
+
+    def pass_federated_step(
+        self,
+        issuer: str,
+        subject: str,
+        two_factor: str,
+        mfa: bool,
+        challenge_id: str,
+        required: bool,
+        expires_at: datetime,
+        now: datetime,
+    ) -> NextStep:
+        """After the provider's login: as after a password, unless the provider met
+        the second factor, which ends the login even for a registered user."""
+        step = DONE if mfa else self.next_step(required)
+        self._trigger(
+            self.FederatedStepSucceeded,
+            now,
+            issuer=issuer,
+            subject=subject,
+            two_factor=two_factor,
+            mfa=mfa,
+            challenge_id=challenge_id,
+            next_step=step,
+            expires_at=expires_at,
+        )
+        if step == DONE:
+            self._trigger(self.LoginSucceeded, now, method="federated")
+        return step
 
 
 # Snapshots are resolved by topic when loaded, before any code has named the

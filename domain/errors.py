@@ -98,3 +98,50 @@ class ConflictError(AeroError):
     def __init__(self, retry_after: int = 1) -> None:
         super().__init__("the record was changed concurrently too often; try again")
         self.retry_after = retry_after
+# ----- the identity provider (OpenID Connect) -----
+
+
+class IdentityProviderNotFoundError(AeroError):
+    code = "identity_provider_not_found"
+
+
+class InvalidIdentityProviderError(AeroError):
+    """The issuer is not one to connect: its discovery document is missing or wrong."""
+
+    code = "invalid_identity_provider"
+
+
+class IdentityProviderUnavailableError(AeroError):
+    """No answer within the time-out, a refused connection, a TLS failure or a 5xx."""
+
+    code = "identity_provider_unavailable"
+
+
+class InvalidRedirectUriError(AeroError):
+    code = "invalid_redirect_uri"
+
+
+class InvalidOidcResponseError(AeroError):
+    """A callback refused: a state unknown, used or expired, a refused code or a bad ID token."""
+
+    code = "invalid_oidc_response"
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class UserNotProvisionedError(AeroError):
+    code = "user_not_provisioned"
+
+
+class PasswordLoginDisabledError(AeroError):
+    code = "password_login_disabled"
+
+
+class GroupsManagedByProviderError(AeroError):
+    code = "groups_managed_by_provider"
+
+
+class IdentityInUseError(AeroError):
+    code = "identity_in_use"

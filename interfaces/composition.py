@@ -29,7 +29,9 @@ from pydantic import SecretStr, ValidationError
 from pydantic_settings import SettingsError
 
 from application.clock import Clock, SystemClock
+from application.federation import FederatedLogins
 from application.passwords import Argon2Hasher, Argon2Parameters
+from application.relying_party import RelyingParty
 from application.secretbox import SecretBox, SecretBoxError
 from application.service import AeroAuth, SecurityPolicy
 from domain.credential import UserCredential
@@ -522,6 +524,9 @@ class Container:
     # The web UI's cookie sealer and, opened on its first page, its list of sessions.
     web_sealer: Sealer
     open_web_sessions: Callable[[], SessionList]
+    # Logins through an environment's identity provider: this process's HTTP client
+    # for providers, with its discovery and key caches.
+    identity: FederatedLogins
     # Raises unless the event store accepts a write (/readyz); None: not probed.
     write_probe: Callable[[], None] | None = None
 
@@ -530,7 +535,10 @@ class Container:
             if self.read_models is not None:
                 self.read_models.close()
         finally:
-            self.application.close()
+            try:
+                self.identity.relying_party.close()
+            finally:
+                self.application.close()
 
 
 def build_container(
@@ -560,8 +568,14 @@ def build_container(
         models,
         web_sealer=Sealer.from_signing_key(load_signing_key(settings)),
         open_web_sessions=partial(web_sessions, Store.from_url(settings.database_url)),
+        identity=build_federated_logins(settings, application),
         write_probe=build_write_probe(settings),
     )
+
+
+def build_federated_logins(settings: Settings, application: AeroAuth) -> FederatedLogins:
+    """Logins through an environment's identity provider, with this process's caches."""
+    return FederatedLogins(application, RelyingParty(timeout=settings.oidc_timeout_seconds))
 
 
 def web_sessions(store: Store) -> SessionList:

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
         gt=0,
         description="/readyz answers 503 while a view's oldest unprocessed event is older",
     )
+    oidc_timeout_seconds: float = Field(
+        5.0, gt=0, le=60, description="time-out of each call to an identity provider"
+    )
     max_request_bytes: int = Field(64 * 1024, ge=1024, description="largest request body accepted")
     project_in_process: bool = Field(
         True,

@@ -19,6 +19,7 @@ from eventsourcing.persistence import Mapper, Notification
 
 from domain.credential import UserCredential
 from domain.environment import Environment
+from domain.identity import FederatedLogin, RejectedCallback
 from domain.service_credential import ServiceCredential
 from domain.unknown_user import UnknownUserLogin
 from projections.api import AuditEntry, AuditQuery, ChainReport
@@ -136,6 +137,8 @@ class AuditProjection:
         rule = RULES.get(notification.topic)
         if rule is None:
             raise UnknownTopicError(f"no audit rule for topic {notification.topic!r}")
+        if rule.type is None:
+            return
         event: Any = mapper.to_domain_event(notification)
         owner = self._owner(writer, notification.topic, event)
         details = canonical_json(rule.details(event))
@@ -172,6 +175,12 @@ class AuditProjection:
             owner = Owner(event.environment, None)
             writer.add_owner(event.originator_id, owner)
             return owner
+        if topic == FederatedLogin.Created.TOPIC:
+            owner = Owner(event.environment, None)
+            writer.add_owner(event.originator_id, owner)
+            return owner
+        if topic == RejectedCallback.Created.TOPIC:
+            return Owner(event.environment, None)
         if topic == UnknownUserLogin.Created.TOPIC:
             # One aggregate per attempt: nothing later refers to it.
             return Owner(event.environment, event.username)

@@ -8,6 +8,7 @@ from typing import Any
 
 from domain.credential import UserCredential
 from domain.environment import Environment
+from domain.identity import FederatedLogin, IdentityLink, RejectedCallback
 from domain.instants import rfc3339
 from domain.service_credential import ServiceCredential
 from domain.unknown_user import UnknownUserLogin
@@ -22,9 +23,13 @@ class UnknownTopicError(LookupError):
 
 @dataclass(frozen=True)
 class Rule:
-    """How one kind of event reads in the audit log. ``details`` never copies a secret."""
+    """How one kind of event reads in the audit log. ``details`` never copies a secret.
 
-    type: str
+    A ``type`` of None writes no entry: the event is an index kept beside another
+    event that is saved with it and makes the entry (an identity link).
+    """
+
+    type: str | None
     outcome: str
     details: Callable[[Any], dict[str, Any]]
 
@@ -35,6 +40,21 @@ def _nothing(event: Any) -> dict[str, Any]:
 
 def _locked_until(event: Any) -> dict[str, Any]:
     return {"locked_until": rfc3339(event.locked_until)}
+
+
+def _provider_details(event: Any) -> dict[str, Any]:
+    # Never the client secret, not even encrypted.
+    return {
+        "issuer": event.issuer,
+        "client_id": event.client_id,
+        "display_name": event.display_name,
+        "redirect_uris": sorted(event.redirect_uris),
+        "password_login": event.password_login,
+        "provisioning": event.provisioning,
+        "username_claim": event.username_claim,
+        "groups_claim": event.groups_claim,
+        "two_factor": event.two_factor,
+    }
 
 
 C = UserCredential
@@ -106,6 +126,51 @@ RULES: dict[str, Rule] = {
     ServiceCredential.Revoked.TOPIC: Rule(
         "service_credential_revoked", SUCCESS, lambda e: {"name": e.name}
     ),
+    # ----- the identity provider -----
+    C.PasswordLoginRefused.TOPIC: Rule(
+        "login_password_failed", FAILURE, lambda e: {"reason": e.reason}
+    ),
+    E.IdentityProviderConnected.TOPIC: Rule(
+        "identity_provider_connected", SUCCESS, lambda e: _provider_details(e)
+    ),
+    E.IdentityProviderChanged.TOPIC: Rule(
+        "identity_provider_changed", SUCCESS, lambda e: _provider_details(e)
+    ),
+    E.IdentityProviderDisconnected.TOPIC: Rule(
+        "identity_provider_disconnected", SUCCESS, lambda e: {"issuer": e.issuer}
+    ),
+    C.IdentityLinked.TOPIC: Rule(
+        "identity_linked", SUCCESS, lambda e: {"issuer": e.issuer, "subject": e.subject}
+    ),
+    C.IdentityUnlinked.TOPIC: Rule(
+        "identity_unlinked", SUCCESS, lambda e: {"issuer": e.issuer, "subject": e.subject}
+    ),
+    C.FederatedStepSucceeded.TOPIC: Rule(
+        "login_federated_succeeded",
+        SUCCESS,
+        lambda e: {
+            "issuer": e.issuer,
+            "subject": e.subject,
+            "two_factor": e.two_factor,
+            "mfa": e.mfa,
+            "next_step": e.next_step,
+        },
+    ),
+    FederatedLogin.Created.TOPIC: Rule(
+        "login_federated_started", SUCCESS, lambda e: {"redirect_uri": e.redirect_uri}
+    ),
+    FederatedLogin.Completed.TOPIC: Rule(None, SUCCESS, _nothing),
+    FederatedLogin.Failed.TOPIC: Rule(
+        "login_federated_failed",
+        FAILURE,
+        lambda e: {"reason": e.reason, "subject": e.subject},
+    ),
+    RejectedCallback.Created.TOPIC: Rule(
+        "login_federated_failed", FAILURE, lambda e: {"reason": e.reason, "subject": None}
+    ),
+    IdentityLink.Created.TOPIC: Rule(None, SUCCESS, _nothing),
+    IdentityLink.Relinked.TOPIC: Rule(None, SUCCESS, _nothing),
+    IdentityLink.Released.TOPIC: Rule(None, SUCCESS, _nothing),
 }
 
-AUDIT_TYPES = tuple(sorted({rule.type for rule in RULES.values()}))
+AUDIT_TYPES = tuple(sorted({rule.type for rule in RULES.values() if rule.type is not None}))

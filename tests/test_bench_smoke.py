@@ -50,6 +50,10 @@ SCRIPTS = {
         ["--events", "1500", "--users", "50"],
         ["raw SELECT:", "audit rebuild", "ratio rebuild"],
     ),
+    "federated_login.py": (
+        ["--logins", "2"],
+        ["start (POST login/oidc)", "callback (code exchange", "whole login"],
+    ),
     "memory.py": (
         ["--users", "50", "--events", "600", "--seconds", "0.5", "--login-users", "50"],
         ["RSS", "MiB"],

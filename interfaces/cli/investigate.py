@@ -5,16 +5,17 @@ fed into copies of the views), never read from a live read model, so it also
 serves to check the read models. Nothing is written to the store: ``replay``
 writes only its new file, ``verify`` only a temporary directory.
 
-The questions about the past are in investigate_history.py, the copies in
-investigate_copies.py, how answers are shown in investigate_render.py, and
-opening the store in investigation.py.
+The questions about the past are in investigate_history.py (those about the
+identity provider in investigate_identity.py), the copies in investigate_copies.py,
+how answers are shown in investigate_render.py, and opening the store in
+investigation.py.
 """
 
 from __future__ import annotations
 
 import typer
 
-from interfaces.cli import investigate_copies, investigate_history
+from interfaces.cli import investigate_copies, investigate_history, investigate_identity
 
 investigate_app = typer.Typer(
     name="investigate",
@@ -38,5 +39,7 @@ investigate_app.command()(investigate_history.state)
 investigate_app.command()(investigate_history.required)
 investigate_app.command()(investigate_history.policy)
 investigate_app.command("who-was-required")(investigate_history.who_was_required)
+investigate_app.command("identity-provider")(investigate_identity.identity_provider)
+investigate_app.command()(investigate_identity.logins)
 investigate_app.command()(investigate_copies.replay)
 investigate_app.command()(investigate_copies.verify)

@@ -100,6 +100,8 @@ def credential_fields(user: UserCredential, at: datetime, rule: str | None) -> d
         "login_in_progress": user.challenge_step,
         "last_login_at": user.last_login_at,
         "sessions_valid_after": user.sessions_valid_after,
+        "identity_issuer": user.identity_issuer,
+        "identity_subject": user.identity_subject,
     }
 
 

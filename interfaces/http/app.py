@@ -16,6 +16,7 @@ from interfaces.http.observability import Metrics
 from interfaces.http.routes import (
     audit,
     environments,
+    identity_provider,
     introspection,
     login,
     me,
@@ -83,6 +84,8 @@ def create_app(wire: Callable[[], Container], *, max_request_bytes: int) -> Fast
     # platform's probes (paths never overlap, so the order changes nothing else).
     for module in (login, operations, me, environments, policy, users, audit, introspection):
         app.include_router(module.router)
+    for router in identity_provider.routers:
+        app.include_router(router)
     # The web UI: the same services, pages under /ui/{env}/.
     ui = create_web_ui(lambda: app.state.services)
     app.mount("/ui", ui)

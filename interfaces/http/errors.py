@@ -24,16 +24,25 @@ from domain.errors import (
     ConflictError,
     EnvironmentExistsError,
     EnvironmentNotFoundError,
+    GroupsManagedByProviderError,
+    IdentityInUseError,
+    IdentityProviderNotFoundError,
+    IdentityProviderUnavailableError,
     InvalidChallengeError,
     InvalidCodeError,
     InvalidCredentialsError,
+    InvalidIdentityProviderError,
     InvalidInputError,
+    InvalidOidcResponseError,
+    InvalidRedirectUriError,
     InvalidTimestampError,
+    PasswordLoginDisabledError,
     TooManyAttemptsError,
     TwoFactorDisabledError,
     TwoFactorNotRegisteredError,
     UserExistsError,
     UserNotFoundError,
+    UserNotProvisionedError,
     WeakPasswordError,
 )
 from interfaces.http.observability import escape, logger
@@ -59,6 +68,16 @@ STATUS: dict[type[AeroError], int] = {
     # Recovery codes back up an authenticator; without one there is nothing to back up.
     TwoFactorNotRegisteredError: 409,
     ConflictError: 409,
+    # The identity provider (OpenID Connect).
+    IdentityProviderNotFoundError: 404,
+    InvalidIdentityProviderError: 422,
+    InvalidRedirectUriError: 422,
+    IdentityProviderUnavailableError: 502,
+    InvalidOidcResponseError: 401,
+    UserNotProvisionedError: 403,
+    PasswordLoginDisabledError: 403,
+    GroupsManagedByProviderError: 409,
+    IdentityInUseError: 409,
 }
 
 _HTTP_CODES = {

@@ -128,11 +128,21 @@ class TwoFactorView(BaseModel):
     )
 
 
+class IdentityView(BaseModel):
+    issuer: str
+    subject: str = Field(description="the provider's sub for this user")
+
+
 class UserView(BaseModel):
     username: str
     groups: list[str]
     roles: list[str]
     two_factor: TwoFactorView
+    identity: IdentityView | None = Field(
+        default=None,
+        description="the identity provider's (issuer, subject) this user is linked to, "
+        "null when unlinked; left out of the users list",
+    )
 
     @classmethod
     def of(cls, user: UserCredential, environment: Environment, now: datetime) -> UserView:
@@ -147,6 +157,9 @@ class UserView(BaseModel):
                 locked_until=user.code_step_locked_until(now),
                 disabled=user.disabled,
             ),
+            identity=None
+            if user.identity_issuer is None or user.identity_subject is None
+            else IdentityView(issuer=user.identity_issuer, subject=user.identity_subject),
         )
 
     @classmethod

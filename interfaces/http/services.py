@@ -12,6 +12,7 @@ from time import monotonic
 from typing import TYPE_CHECKING
 
 from application.clock import Clock
+from application.federation import FederatedLogins
 from application.history import History
 from application.service import AeroAuth, last_saved_position
 from domain.origin import acting_as
@@ -70,6 +71,10 @@ class Services:
     @property
     def proxies(self) -> TrustedProxies:
         return self.container.proxies
+
+    @property
+    def identity(self) -> FederatedLogins:
+        return self.container.identity
 
     @property
     def history(self) -> History:

@@ -22,6 +22,7 @@ from domain.errors import (
     InvalidCodeError,
     InvalidCredentialsError,
     InvalidInputError,
+    PasswordLoginDisabledError,
     TooManyAttemptsError,
     TwoFactorDisabledError,
 )
@@ -57,6 +58,9 @@ NOTICES = {
     "password_changed": _("Password changed. Log in with your new password."),
 }
 INVALID_LOGIN = _("Invalid username or password")
+PASSWORD_LOGIN_DISABLED = _(
+    "Password login is disabled for this account: log in through the identity provider."
+)
 INVALID_CODE = _("Invalid code")
 
 
@@ -133,6 +137,19 @@ def submit_password(
             username=username,
             error=INVALID_LOGIN,
             status=401,
+        )
+    except PasswordLoginDisabledError as e:
+        # The right password of a user who must log in through the identity provider.
+        services.metrics.login_step("password", e.code)
+        return render(
+            web,
+            request,
+            "login.html",
+            env=env,
+            display_name=display_name,
+            username=username,
+            error=PASSWORD_LOGIN_DISABLED,
+            status=403,
         )
     services.metrics.login_step("password", step.status)
     if step.challenge_id is None or step.expires_at is None:

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from domain.errors import (
     InvalidCredentialsError,
     InvalidInputError,
+    PasswordLoginDisabledError,
     TwoFactorNotRegisteredError,
     WeakPasswordError,
 )
@@ -108,6 +109,8 @@ def change_password(
         )
     except (WeakPasswordError, InvalidInputError) as e:
         return _account_page(web, request, env, session, error=e.detail, status=422)
+    except PasswordLoginDisabledError as e:
+        return _account_page(web, request, env, session, error=e.detail, status=403)
     web.sessions.remove(session.id)
     response = redirect(f"{base(request, env)}/login", notice="password_changed")
     clear_cookie(web, request, response, SESSION_COOKIE, base(request, env))

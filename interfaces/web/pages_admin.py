@@ -14,6 +14,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from domain.errors import (
+    GroupsManagedByProviderError,
     InvalidInputError,
     UserExistsError,
     UserNotFoundError,
@@ -293,4 +294,6 @@ def change_user(
         raise PageError(404, _("Not found"), _("There is no such user.")) from None
     except InvalidInputError as e:
         return _user_page(web, request, env, session, username, error=e.detail, status=422)
+    except GroupsManagedByProviderError as e:
+        return _user_page(web, request, env, session, username, error=e.detail, status=409)
     return redirect(f"{base(request, env)}/users/{_quote(user.username)}", saved=outcome)

@@ -21,6 +21,7 @@ def test_admin_creates_a_user_and_reads_it_back(acme: Api) -> None:
             "locked_until": None,
             "disabled": False,
         },
+        "identity": None,
     }
     assert created.status_code == 201
     assert created.json() == expected

@@ -15,6 +15,7 @@ from application.service import AeroAuth
 from application.timeline import DESCRIPTIONS, FAILURES
 from domain.credential import SNAPSHOT_INTERVAL
 from domain.errors import EnvironmentNotFoundError, InvalidTimestampError, UserNotFoundError
+from domain.identity import FederatedLogin, IdentityLink, RejectedCallback
 from domain.rules import user_id
 from domain.service_credential import ServiceCredential as SC
 from domain.unknown_user import UnknownUserLogin
@@ -383,11 +384,15 @@ def topic(event_class: type) -> str:
 
 def test_timeline_types_and_outcomes_are_those_of_the_audit_log() -> None:
     described = {topic(event_class) for event_class in DESCRIPTIONS}
-    # Service credentials concern no user: they have no place in a user's timeline.
-    not_of_a_user = {UnknownUserLogin.Created.TOPIC} | {
-        topic(event) for event in (SC.Created, SC.SecretIssued, SC.Revoked)
+    # Events of the users' and environments' own streams; the others' entries name
+    # no user stream (an unknown user's attempt, a login through the provider, a
+    # service credential) or are none (the links' index, whose user events are described).
+    others = {UnknownUserLogin, FederatedLogin, IdentityLink, RejectedCallback, SC}
+    assert described == {
+        topic
+        for topic in RULES
+        if not any(topic.startswith(f"{aggregate.TOPIC}.") for aggregate in others)
     }
-    assert described == set(RULES) - not_of_a_user
     for event_class, (kind, _) in DESCRIPTIONS.items():
         rule = RULES[topic(event_class)]
         outcome = FAILURE if event_class in FAILURES else SUCCESS

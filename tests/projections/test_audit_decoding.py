@@ -26,6 +26,7 @@ from application.transcoding import OrjsonTranscoder
 from domain.base import AeroAggregate
 from domain.credential import UserCredential
 from domain.environment import Environment
+from domain.identity import FederatedLogin, IdentityLink, RejectedCallback
 from domain.service_credential import ServiceCredential
 from domain.unknown_user import UnknownUserLogin
 from interfaces.composition import build_application
@@ -37,7 +38,15 @@ from tests.projections.helpers import (
 
 EVENT_CLASSES = [
     member
-    for aggregate in (Environment, UserCredential, UnknownUserLogin, ServiceCredential)
+    for aggregate in (
+        Environment,
+        UserCredential,
+        UnknownUserLogin,
+        ServiceCredential,
+        FederatedLogin,
+        IdentityLink,
+        RejectedCallback,
+    )
     for member in vars(aggregate).values()
     if isinstance(member, type) and getattr(member, "TOPIC", None) in RULES
 ]

@@ -18,6 +18,7 @@ from domain.errors import (
     InvalidCredentialsError,
     TooManyAttemptsError,
 )
+from domain.identity import FederatedLogin, IdentityLink, RejectedCallback
 from domain.origin import Origin, originating
 from domain.service_credential import ServiceCredential
 from domain.unknown_user import UnknownUserLogin
@@ -243,7 +244,15 @@ def test_every_type_of_api_md_is_produced() -> None:
 def test_every_domain_event_has_an_audit_rule() -> None:
     events = [
         member
-        for aggregate in (Environment, UserCredential, UnknownUserLogin, ServiceCredential)
+        for aggregate in (
+            Environment,
+            UserCredential,
+            UnknownUserLogin,
+            ServiceCredential,
+            FederatedLogin,
+            IdentityLink,
+            RejectedCallback,
+        )
         for name, member in vars(aggregate).items()
         # "Event" is each aggregate's base class, never triggered itself.
         if isinstance(member, type) and issubclass(member, AeroAggregate.Event) and name != "Event"

@@ -56,7 +56,13 @@ def create_user(
     return _view(services, env, user)
 
 
-@router.get("", responses={503: {"model": ErrorBody, "description": "read_models_unavailable"}})
+# The directory's rows carry no identity links: list items leave `identity` out
+# rather than show a linked user as unlinked.
+@router.get(
+    "",
+    response_model_exclude_unset=True,
+    responses={503: {"model": ErrorBody, "description": "read_models_unavailable"}},
+)
 def list_users(
     env: str,
     admin: AdminUser,
