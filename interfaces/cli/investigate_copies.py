@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from domain.instants import rfc3339
+from interfaces.cli.exits import CONFIGURATION
 from interfaces.cli.investigate_render import emit, verify_fields, verify_tables
 from interfaces.cli.investigation import (
     BAD_INPUT,
@@ -104,13 +105,13 @@ def replay(
     instant = parse_instant(until, "--until")
     target = _target(into)
     settings = configured_settings()
-    try:
-        # The first start creates this key; a store no server has started yet gets it
-        # here, so its copy's chain is the one the live view will have.
-        chain_key = audit_chain_key(settings)
-    except KeyConfigurationError as e:
-        fail(f"configuration: {e}", BAD_INPUT)
-    with opened_application(settings) as app:
+    with opened_application(settings) as app:  # refuses a store that does not exist
+        try:
+            # The first start creates this key; a store no server has started yet gets
+            # it here, so its copy's chain is the one the live view will have.
+            chain_key = audit_chain_key(settings)
+        except KeyConfigurationError as e:
+            fail(f"configuration: {e}", CONFIGURATION)
         now = app.clock.now()
         if instant > now:
             fail(f"--until {rfc3339(instant)} is in the future (now {rfc3339(now)})", BAD_INPUT)

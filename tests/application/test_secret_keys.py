@@ -88,5 +88,5 @@ def test_serve_refuses_to_start_with_one_line_and_exit_3(
         timeout=120,
     )
     assert done.returncode == 3, done.stderr
-    [line] = [ln for ln in done.stderr.splitlines() if ln.startswith("aero-auth serve:")]
+    [line] = [ln for ln in done.stderr.splitlines() if ln.startswith("aero-auth: configuration:")]
     assert "does not decrypt" in line
