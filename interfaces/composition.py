@@ -4,6 +4,11 @@ Every entry point gets what it runs on from here: the HTTP app a ``Container``
 (application, read models, tokens, trusted proxies, settings), the commands
 the application, the views or the read-only investigator application. Only
 this module reads settings, parses the database URL, or touches keys.
+
+It is longer than the other modules on purpose: wiring kept in one place is the
+point of a composition root, and each function here is a few lines of it (the
+store, the keys, the views, the container). Splitting it would scatter the
+wiring it exists to gather.
 """
 
 from __future__ import annotations
