@@ -20,6 +20,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The test provider's harness lives with the tests, beside bench/.
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))
 
 import _harness as h
 

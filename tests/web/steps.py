@@ -27,8 +27,8 @@ from tests.web.conftest import (
     secret_of,
 )
 
-BOB_PASSWORD = "bob likes spreadsheets"
-CAROL_PASSWORD = "carol sells widgets"
+BOB_PASSWORD = "he likes spreadsheets"
+CAROL_PASSWORD = "she sells widgets"
 NewContext = Callable[..., BrowserContext]
 
 

@@ -328,12 +328,12 @@ def test_a_session_ends_on_logout_reset_and_password_change(
     log_in(page, env, "bob", BOB_PASSWORD)
     page.get_by_role("link", name="Account").click()
     page.get_by_label("Current password").fill(BOB_PASSWORD)
-    page.get_by_label("New password").fill("bob still likes spreadsheets")
+    page.get_by_label("New password").fill("he still likes spreadsheets")
     page.get_by_role("button", name="Change password").click()
     expect(page.get_by_text("Password changed")).to_be_visible()
     page.goto(f"/ui/{env}/")
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
-    log_in(page, env, "bob", "bob still likes spreadsheets")
+    log_in(page, env, "bob", "he still likes spreadsheets")
     expect(page.get_by_text("Logged in as bob", exact=True)).to_be_visible()
 
 
