@@ -182,8 +182,8 @@ def test_axe_finds_no_violation_on_any_page(server: Server, new_context: NewCont
     _axe(page)
     # The 403 page of a user without the role.
     page2 = new_context(bypass_csp=True).new_page()
-    api_user(server, env, "dave", "dave drives trucks", [])
-    log_in(page2, env, "dave", "dave drives trucks")
+    api_user(server, env, "dave", "he drives trucks", [])
+    log_in(page2, env, "dave", "he drives trucks")
     page2.goto(f"/ui/{env}/audit")
     _axe(page2)
 
