@@ -7,6 +7,7 @@ login token rides in a sealed cookie limited to the login pages.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Annotated
 
 import segno
@@ -26,6 +27,7 @@ from domain.errors import (
     TooManyAttemptsError,
     TwoFactorDisabledError,
 )
+from interfaces.http.errors import status_of
 from interfaces.tokens import InvalidTokenError, LoginClaims
 from interfaces.web.context import (
     CODES_COOKIE,
@@ -234,29 +236,46 @@ def code_page(env: str, request: Request, web: WebDep) -> Response:
     return render(web, request, "two_factor.html", env=env)
 
 
+_SECOND_STEP_REFUSALS = (
+    InvalidCodeError,
+    TooManyAttemptsError,
+    TwoFactorDisabledError,
+    InvalidChallengeError,
+)
+
+
+def _second_step(
+    web: Web,
+    request: Request,
+    env: str,
+    step: str,
+    template: str,
+    attempt: Callable[[LoginClaims], LoginCompleted],
+) -> Response:
+    """A code or a recovery code for the pending login: the same refusals, the same page."""
+    login = _pending(web, request, env, TWO_FACTOR)
+    try:
+        done = attempt(login)
+    except _SECOND_STEP_REFUSALS as e:
+        _failed(web, request, env, step, e)
+        error = _code_error(web, request, e)
+        return render(web, request, template, env=env, error=error, status=status_of(e))
+    return _completed(web, request, env, step, done)
+
+
 @router.post("/{env}/login/two-factor", dependencies=[CsrfChecked])
 def submit_code(
     env: str, request: Request, web: WebDep, code: Annotated[str, Form()] = ""
 ) -> Response:
-    login = _pending(web, request, env, TWO_FACTOR)
-    try:
-        done = web.services.application.verify_code(env, login.username, login.challenge_id, code)
-    except (
-        InvalidCodeError,
-        TooManyAttemptsError,
-        TwoFactorDisabledError,
-        InvalidChallengeError,
-    ) as e:
-        _failed(web, request, env, "two_factor", e)
-        return render(
-            web,
-            request,
-            "two_factor.html",
-            env=env,
-            error=_code_error(web, request, e),
-            status=_status(e),
-        )
-    return _completed(web, request, env, "two_factor", done)
+    application = web.services.application
+    return _second_step(
+        web,
+        request,
+        env,
+        "two_factor",
+        "two_factor.html",
+        lambda login: application.verify_code(env, login.username, login.challenge_id, code),
+    )
 
 
 @router.get("/{env}/login/recovery")
@@ -269,35 +288,17 @@ def recovery_page(env: str, request: Request, web: WebDep) -> Response:
 def submit_recovery_code(
     env: str, request: Request, web: WebDep, recovery_code: Annotated[str, Form()] = ""
 ) -> Response:
-    login = _pending(web, request, env, TWO_FACTOR)
-    try:
-        done = web.services.application.use_recovery_code(
+    application = web.services.application
+    return _second_step(
+        web,
+        request,
+        env,
+        "recovery",
+        "recovery.html",
+        lambda login: application.use_recovery_code(
             env, login.username, login.challenge_id, recovery_code
-        )
-    except (
-        InvalidCodeError,
-        TooManyAttemptsError,
-        TwoFactorDisabledError,
-        InvalidChallengeError,
-    ) as e:
-        _failed(web, request, env, "recovery", e)
-        return render(
-            web,
-            request,
-            "recovery.html",
-            env=env,
-            error=_code_error(web, request, e),
-            status=_status(e),
-        )
-    return _completed(web, request, env, "recovery", done)
-
-
-def _status(error: AeroError) -> int:
-    if isinstance(error, TooManyAttemptsError):
-        return 429
-    if isinstance(error, TwoFactorDisabledError):
-        return 403
-    return 401
+        ),
+    )
 
 
 # ----- registration -----
@@ -367,7 +368,7 @@ def confirm_registration(
         InvalidChallengeError,
     ) as e:
         _failed(web, request, env, "registration", e)
-        return _registration_form(env, request, web, _code_error(web, request, e), _status(e))
+        return _registration_form(env, request, web, _code_error(web, request, e), status_of(e))
     return _completed(web, request, env, "registration", done)
 
 
