@@ -2,8 +2,10 @@
 
 Both served on the same cores, each with its own store of the same kind and
 the same users (names, password, authenticator secrets): aero-auth as
-``aero-auth serve --workers N``, the peer by gunicorn with N sync workers and,
-as a second variant, N gthread workers (``--threads``). One load generator
+``aero-auth serve`` as it starts by default (one process whose hash slots use
+every core; ``--aero-workers`` for more processes), the peer by gunicorn with N
+sync workers (N = cores: a sync worker hashes on one core at a time) and, as a
+second variant, N gthread workers (``--threads``). One load generator
 (bench/_loadgen.py, 16 logins in flight by default) drives each in turn, the
 rounds interleaved (aero-auth, peer sync, peer gthread, aero-auth, ...), each
 run bracketed by the argon2id yardstick (N processes verifying with m=19456
@@ -262,7 +264,7 @@ def measure(kind: str, args: argparse.Namespace) -> list[Run]:
                 first = ((number - 1) * len(systems) + i) * args.users
                 users = names[first : first + args.users]
                 if system == AERO:
-                    serving = h.aero_serve(aero_store, args.workers)
+                    serving = h.aero_serve(aero_store, args.aero_workers)
                 else:
                     serving = peer_serve(
                         peer_store, environ, system.split()[1], args.workers, args.threads
@@ -337,7 +339,15 @@ def main() -> None:
         "--yardstick", type=float, default=3.0, help="seconds of each argon2id yardstick run"
     )
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=h.nproc())
+    parser.add_argument(
+        "--workers", type=int, default=h.nproc(), help="the peer's workers and the yardstick's"
+    )
+    parser.add_argument(
+        "--aero-workers",
+        type=int,
+        default=1,
+        help="aero-auth's worker processes (1, as `aero-auth serve` starts by default)",
+    )
     parser.add_argument("--threads", type=int, default=8, help="per gthread worker")
     parser.add_argument(
         "--variants",
@@ -350,7 +360,8 @@ def main() -> None:
     h.header("aero-auth vs Django + django-otp, full logins over HTTP")
     print(
         f"load: {args.concurrency} logins in flight, {args.seconds:g} s per run, "
-        f"{args.workers} workers each, argon2id m=19456 KiB t=2 p=1"
+        f"aero-auth {args.aero_workers} process(es), the peer {args.workers} workers, "
+        "argon2id m=19456 KiB t=2 p=1"
     )
     for kind in h.stores(args.store):
         try:

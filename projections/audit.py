@@ -142,7 +142,8 @@ class AuditProjection:
         event: Any = mapper.to_domain_event(notification)
         owner = self._owner(writer, notification.topic, event)
         details = canonical_json(rule.details(event))
-        entry = ChainedEntry(
+        digest = event_digest(notification.topic, notification.state)
+        fields = (
             notification.id,
             owner.environment,
             event.timestamp.astimezone(UTC),
@@ -153,12 +154,13 @@ class AuditProjection:
             event.ip,
             event.user_agent,
             details.decode(),
-            event_digest(notification.topic, notification.state),
-            hash="",
+            digest,
         )
+        # Hashed before the entry is made, not replaced after: _replace cost a
+        # microsecond of every entry.
+        content = chain_content(ChainedEntry(*fields, hash=""), details, digest)
         previous = writer.last_hash(owner.environment)
-        content = chain_content(entry, details, entry.event)
-        writer.append(entry._replace(hash=link(writer.chain_key, previous, content)))
+        writer.append(ChainedEntry(*fields, hash=link(writer.chain_key, previous, content)))
 
     @staticmethod
     def _owner(writer: AuditWriter, topic: str, event: Any) -> Owner:

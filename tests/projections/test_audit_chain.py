@@ -20,6 +20,7 @@ from projections.api import AuditEntry, ChainReport
 from projections.audit import verify_chain
 from projections.audit_chain import (
     GENESIS,
+    KeyedHash,
     NotCanonicalError,
     canonical,
     canonical_json,
@@ -283,3 +284,16 @@ def test_a_chain_hash_is_keyed_and_records_the_event() -> None:
     # Without the key the hash cannot be recomputed: another key, another hash.
     assert chain_hash(b"o" * 32, "ab" * 32, entry, event) != keyed
     assert chain_hash(KEY, "ab" * 32, entry, event_digest("topic", b"{ }")) != keyed
+
+
+@given(key=st.binary(min_size=0, max_size=200), message=st.binary(max_size=2000))
+def test_the_keyed_hash_is_hmac_sha256_for_any_key_and_message(key: bytes, message: bytes) -> None:
+    # Keys longer than SHA-256's 64-byte block are hashed first, as RFC 2104 says.
+    assert KeyedHash(key).hexdigest(message) == hmac.new(key, message, sha256).hexdigest()
+
+
+def test_a_keyed_hash_hashes_each_message_afresh() -> None:
+    keyed = KeyedHash(KEY)
+    first = keyed.hexdigest(b"one")
+    keyed.hexdigest(b"two")
+    assert keyed.hexdigest(b"one") == first != keyed.hexdigest(b"two")

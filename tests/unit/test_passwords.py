@@ -146,6 +146,28 @@ def test_returns_the_nfc_form_of_the_password_not_the_nfkc_one() -> None:
     assert strength("\ufb01ne tuning 2026") == "\ufb01ne tuning 2026"
 
 
+def test_hashes_run_on_the_hashers_own_threads_whoever_asks() -> None:
+    hasher = Argon2Hasher(concurrency=2)
+    names: set[str] = set()
+    real = hasher._hasher
+
+    class Watching:
+        def hash(self, password: str) -> str:
+            names.add(threading.current_thread().name)
+            return real.hash(password)
+
+    hasher._hasher = Watching()  # type: ignore[assignment]
+    callers = [threading.Thread(target=hasher.hash, args=("a long password",)) for _ in range(8)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+
+    # Eight callers, at most two threads that ever held argon2id's 19 MiB block.
+    assert 1 <= len(names) <= 2
+    assert all(name.startswith("argon2id") for name in names)
+
+
 def test_no_more_hashes_run_at_once_than_the_hasher_allows() -> None:
     hasher = Argon2Hasher(concurrency=2)
     running = 0
