@@ -70,8 +70,7 @@ def create_app() -> FastAPI:
                     # What eventsourcing 9.5.6 does before every insert on PostgreSQL.
                     conn.execute(f"LOCK TABLE {EVENTS_TABLE} IN EXCLUSIVE MODE")
                 state = conn.execute(
-                    f"SELECT state FROM {ROWS_TABLE} WHERE id = %s",
-                    (row,),  # noqa: S608
+                    f"SELECT state FROM {ROWS_TABLE} WHERE id = %s", (row,)  # noqa: S608
                 ).fetchone()
                 conn.execute(f"INSERT INTO {EVENTS_TABLE} (user_id, data) VALUES (%s, %s)",  # noqa: S608
                              (row, '{"time_step": 1}'))  # fmt: skip
@@ -91,8 +90,7 @@ def create_app() -> FastAPI:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 state = conn.execute(
-                    f"SELECT state FROM {ROWS_TABLE} WHERE id = ?",
-                    (row,),  # noqa: S608
+                    f"SELECT state FROM {ROWS_TABLE} WHERE id = ?", (row,)  # noqa: S608
                 ).fetchone()
                 conn.execute(f"INSERT INTO {EVENTS_TABLE} (user_id, data) VALUES (?, ?)",  # noqa: S608
                              (row, '{"time_step": 1}'))  # fmt: skip

@@ -98,8 +98,6 @@ class ConflictError(AeroError):
     def __init__(self, retry_after: int = 1) -> None:
         super().__init__("the record was changed concurrently too often; try again")
         self.retry_after = retry_after
-
-
 # ----- the identity provider (OpenID Connect) -----
 
 

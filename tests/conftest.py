@@ -31,20 +31,16 @@ PG_USER = os.environ.get("AERO_TEST_PG_USER", "postgres")
 
 
 def postgres_required() -> bool:
-    return (
-        os.environ.get("CI", "").lower() == "true" or os.environ.get("AERO_REQUIRE_POSTGRES") == "1"
-    )
+    return os.environ.get("CI", "").lower() == "true" or os.environ.get(
+        "AERO_REQUIRE_POSTGRES"
+    ) == "1"
 
 
 def _admin_connection():  # type: ignore[no-untyped-def]
     import psycopg
 
     return psycopg.connect(
-        host=PG_HOST,
-        port=PG_PORT,
-        user=PG_USER,
-        dbname="postgres",
-        autocommit=True,
+        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True,
         connect_timeout=3,
     )
 

@@ -31,7 +31,6 @@ def run_script(argv: list[str], timeout: float) -> subprocess.CompletedProcess[s
         raise
     return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
 
-
 SCRIPTS = {
     "login_throughput.py": (
         ["--seconds", "1", "--users", "60", "--concurrency", "4"],
@@ -39,29 +38,12 @@ SCRIPTS = {
     ),
     "login_breakdown.py": (
         ["--verifies", "2", "--logins", "20", "--past", "3", "--seconds", "0.5"],
-        [
-            "argon2id verify",
-            "between two threads",
-            "application",
-            "into their history",
-            "bare FastAPI, sync",
-            "aero-auth /healthz",
-            "full login over HTTP",
-        ],
+        ["argon2id verify", "between two threads", "application", "into their history",
+         "bare FastAPI, sync", "aero-auth /healthz", "full login over HTTP"],
     ),
     "code_step.py": (
-        [
-            "--seconds",
-            "1",
-            "--users",
-            "150",
-            "--concurrency",
-            "4",
-            "--history",
-            "150",
-            "--samples",
-            "3",
-        ],
+        ["--seconds", "1", "--users", "150", "--concurrency", "4", "--history", "150",
+         "--samples", "3"],
         ["code step:", "bare endpoint:", "ratio code steps/s", "verify_code p50"],
     ),
     "audit_rebuild.py": (

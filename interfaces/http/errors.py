@@ -216,7 +216,6 @@ STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
 )
 STORE_RETRY_AFTER_SECONDS = 1
 
-
 def store_error_kind(exc: BaseException) -> str:
     """``pool_timeout``, ``disk_full``, ``locked``, ``connection_lost`` or ``unavailable``."""
     text = " ".join(str(e) for e in (exc, exc.__cause__) if e is not None).lower()
