@@ -119,9 +119,7 @@ class RotationReport:
             self.without_secret += 1
 
 
-def rotate_environment(
-    app: SecretKeyRotation, slug: str, usernames: list[str]
-) -> RotationReport:
+def rotate_environment(app: SecretKeyRotation, slug: str, usernames: list[str]) -> RotationReport:
     """Re-encrypt the secrets of ``usernames`` (the environment's users) under the current
     key, one command per user: an interruption loses no more than the user it was at,
     and a second run finds the users done so far already current."""
