@@ -47,7 +47,11 @@ from interfaces.http.app import create_app
 from interfaces.http.clientip import TrustedProxies
 from interfaces.keys import KeyConfigurationError, decode_key, read_or_create
 from interfaces.settings import Settings, from_environment
-from interfaces.signing_keys import load_previous_key, load_signing_key
+from interfaces.signing_keys import (
+    load_previous_cookie_key,
+    load_previous_key,
+    load_signing_key,
+)
 from interfaces.tokens import TokenService
 from interfaces.web.sessions import PostgresSessionList, Sealer, SessionList, SQLiteSessionList
 from projections.api import ReadModels
@@ -574,7 +578,9 @@ def build_container(
         operator,
         proxies,
         models,
-        web_sealer=Sealer.from_signing_key(load_signing_key(settings)),
+        web_sealer=Sealer.from_signing_key(
+            load_signing_key(settings), load_previous_cookie_key(settings)
+        ),
         open_web_sessions=partial(web_sessions, Store.from_url(settings.database_url)),
         identity=build_federated_logins(settings, application),
         write_probe=build_write_probe(settings),
