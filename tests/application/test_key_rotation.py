@@ -119,7 +119,8 @@ def test_a_rotation_reencrypts_under_the_new_key_and_the_old_key_can_then_go(
         ("pending", "k1", "k2"),
     }
     assert all(e.encrypted_secret.startswith("k2.") for e in new)
-    assert all(s not in e.encrypted_secret for e in new for s in (story.bob.secret, OLD, NEW))
+    plain = (story.bob.secret, story.carol_secret, OLD, NEW)
+    assert all(s not in e.encrypted_secret for e in new for s in plain)
     # History is not rewritten: every earlier event reads as it did.
     assert [vars(e) for e in events_since(app, 0)[: len(history)]] == [vars(e) for e in history]
     assert uses(rotating) == [("k2", True, True, 1, 1, 0), ("k1", True, False, 0, 0, 0)]
@@ -144,6 +145,23 @@ def test_a_rotation_reencrypts_under_the_new_key_and_the_old_key_can_then_go(
         assert carol is not None and carol.startswith("k2.")
     finally:
         container.close()
+
+
+def test_a_running_process_uses_the_reencrypted_secret_at_the_next_code_step(
+    app: AeroAuth, clock: FixedClock, configure: Any
+) -> None:
+    story = Story(app, clock)
+    running = configure(BOTH)
+    cached = running.user(ENV, BOB).secret  # in its aggregate cache, under k1
+    assert cached is not None and cached.startswith("k1.")
+
+    assert rotate(configure(BOTH))[0] == 2  # the operator's command, another process
+
+    assert running.user(ENV, BOB).secret != cached
+    clock.advance(seconds=PERIOD)
+    running.verify_code(ENV, BOB, code_login(running), code_at(story.bob.secret, clock.now()))
+    # What it holds now is the k2 ciphertext; k1's is left to the history.
+    assert running.user(ENV, BOB).stored_secrets()["registered"].startswith("k2.")
 
 
 def test_a_second_rotation_changes_nothing_and_says_so(
