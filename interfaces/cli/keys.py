@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Annotated
 
 import typer
+from eventsourcing.persistence import PersistenceError
 
 from application.secret_keys import (
     KeyUse,
@@ -25,7 +26,7 @@ from application.secret_keys import (
 from application.service import AeroAuth
 from domain.errors import AeroError
 from domain.origin import Origin, originating
-from interfaces.cli.exits import FINDING, USAGE, configuration_errors, fail
+from interfaces.cli.exits import CONFIGURATION, FINDING, USAGE, configuration_errors, fail
 from interfaces.composition import build_application, check_store, load_settings
 
 app = typer.Typer(help="The keys of the stored TOTP secrets.", no_args_is_help=True)
@@ -42,6 +43,12 @@ def _application() -> Iterator[AeroAuth]:
     try:
         with originating(Origin(actor="operator", ip=None, user_agent="aero-auth cli")):
             yield application
+    except PersistenceError as e:
+        # Each user's re-encryption is saved on its own: those saved stay done.
+        fail(
+            f"the store failed: {type(e).__name__}: {e}; run the command again",
+            CONFIGURATION,
+        )
     finally:
         application.close()
 
