@@ -98,17 +98,17 @@ def rotate(
                 FINDING,
             )
         users = usernames_by_environment(application)
-        try:
-            reports = [
-                rotate_environment(application, slug, users.get(slug, []))
-                for slug in (slugs if all_environments else dict.fromkeys(named))
-            ]
-        except AeroError as e:
-            fail(f"{e.code}: {e.detail}", FINDING)
-    for report in reports:
-        typer.echo(_report_line(report))
-        for username, reason in report.not_rotated.items():
-            typer.echo(f"  {username}: not rotated: {reason}")
+        reports = []
+        for slug in slugs if all_environments else dict.fromkeys(named):
+            try:
+                report = rotate_environment(application, slug, users.get(slug, []))
+            except AeroError as e:
+                fail(f"{e.code}: {e.detail}", FINDING)
+            # Each environment as it is done: a long run shows its progress.
+            typer.echo(_report_line(report))
+            for username, reason in report.not_rotated.items():
+                typer.echo(f"  {username}: not rotated: {reason}")
+            reports.append(report)
     left = sum(len(report.not_rotated) for report in reports)
     if left:
         fail(
