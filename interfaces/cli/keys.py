@@ -69,18 +69,20 @@ def _report_line(report: RotationReport) -> str:
 @app.command("rotate")
 def rotate(
     environments: Annotated[
-        list[str] | None, typer.Argument(help="the environments' slugs", show_default=False)
+        list[str] | None,
+        typer.Argument(metavar="ENV", help="the environments' slugs", show_default=False),
     ] = None,
     all_environments: Annotated[
         bool, typer.Option("--all", help="every environment of the store")
     ] = False,
 ) -> None:
-    """Re-encrypt every stored TOTP secret (registered, or of a registration in progress)
-    that is under an older key, under the current key: the first of AERO_SECRET_KEYS.
+    """Re-encrypt the stored TOTP secrets under older keys under the current key.
 
-    Run it once every server process has the new key configured (first) and has
-    restarted. Each user's secret gets a new event; the old events stay. A second
-    run changes nothing; a run that was interrupted can be run again. Prints per
+    The current key is the first of AERO_SECRET_KEYS; the secrets are those of
+    registered authenticators and of registrations in progress. Run it once
+    every server process has the new key configured (first) and has restarted.
+    Each user's secret gets a new event; the old events stay. A second run
+    changes nothing; a run that was interrupted can be run again. Prints per
     environment how many were rotated, were already current, or have no secret.
     Exit status: 0 done, 1 a user not rotated or an environment not found, 2 no
     environment named (or both names and --all), 3 configuration.
@@ -139,8 +141,11 @@ def _status_line(use: KeyUse) -> str:
 
 @app.command("status")
 def status() -> None:
-    """Each configured key id (the current one first), and each key id the stored secrets
-    use, with how many stored secrets (those the users hold now, not history) need it.
+    """How many stored TOTP secrets need each key id, configured or not.
+
+    Each configured key id (the current one first), then each key id the stored
+    secrets use that is not configured, with how many stored secrets (those the
+    users hold now, not history) need it.
 
     Exit status: 0 every stored secret has its key, 1 a stored secret's key id is not
     configured or its key does not decrypt it, 3 configuration.
