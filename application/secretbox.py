@@ -13,6 +13,8 @@ from collections.abc import Mapping
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from domain.credential import secret_key_id
+
 KEY_BYTES = 32
 NONCE_BYTES = 12
 
@@ -41,10 +43,16 @@ class SecretBox:
     def key_ids(self) -> frozenset[str]:
         return frozenset(self._keys)
 
+    @property
+    def ordered_key_ids(self) -> tuple[str, ...]:
+        """The key ids in the order they were configured (the current one first, by
+        AERO_SECRET_KEYS' convention)."""
+        return tuple(self._keys)
+
     @staticmethod
     def key_id_of(token: str) -> str:
-        """The id of the key a ciphertext was made with."""
-        return token.partition(".")[0]
+        """The id of the key a ciphertext was made with (the credential reads it too)."""
+        return secret_key_id(token)
 
     @staticmethod
     def generate_key() -> bytes:

@@ -2,8 +2,9 @@
 
 Decisions come from the aggregates alone, never from a read model. The
 storage and loading it stands on are in application/base.py, the login flow
-in application/login.py; here are the environments, their policy, and the
-users' administration and self service.
+in application/login.py, the secrets' key rotation in application/secret_keys.py;
+here are the environments, their policy, and the users' administration and self
+service.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from application.base import SecurityPolicy as SecurityPolicy
 from application.base import last_saved_position as last_saved_position
 from application.login import LoginFlow
 from application.passwords import check_strength
+from application.secret_keys import SecretKeyRotation
 from domain import recovery
 from domain.credential import UserCredential
 from domain.environment import Environment
@@ -36,8 +38,10 @@ from domain.origin import acting_as, running_command
 from domain.rules import valid_groups, valid_roles, valid_slug, valid_username
 
 
-class AeroAuth(LoginFlow):
-    """Environments, their 2FA policy, and the credentials of their users."""
+class AeroAuth(LoginFlow, SecretKeyRotation):
+    """Environments, their 2FA policy, and the credentials of their users; the login
+    flow (application/login.py) and the TOTP secrets' key rotation
+    (application/secret_keys.py) are its too."""
 
     # ----- environments and policy -----
 

@@ -68,6 +68,10 @@ DESCRIPTIONS: dict[type[AeroAggregate.Event], tuple[str, tuple[str, ...]]] = {
     _U.CodeStepThrottled: ("two_factor_throttled", ("reason",)),
     _U.AuthenticatorDisabled: ("two_factor_disabled", ("total_failures",)),
     _U.TwoFactorReset: ("two_factor_reset", ("reason",)),
+    _U.TwoFactorSecretReencrypted: (
+        "two_factor_key_rotated",
+        ("stage", "previous_key_id", "key_id"),
+    ),
     _U.RecoveryCodesIssued: ("recovery_codes_issued", ()),
     _U.RecoveryCodeUsed: ("recovery_code_used", ("remaining",)),
     _U.LoginSucceeded: ("login_succeeded", ("method",)),

@@ -4,14 +4,14 @@ Every change and every authentication attempt is an event. A failed check is
 itself an event, and the lockout rules count those events, so throttling
 survives restarts and holds across all API processes.
 
-Longer than the other modules, on purpose: one aggregate, its 21 events nested
+Longer than the other modules, on purpose: one aggregate, its 26 events nested
 in it (the library's style), and the commands that decide between them read
 best together.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Final, Literal
 
@@ -39,6 +39,27 @@ REGISTRATION: Final = "registration"
 # events, the average load replayed 50: 2.76 against 1.98 ms of CPU per login,
 # hash aside, once users have a history (docs/benchmarks.md, change 14).
 SNAPSHOT_INTERVAL = 20
+
+# Which of a credential's encrypted TOTP secrets an event concerns: the registered
+# authenticator's, or the one of a registration started and not yet confirmed.
+REGISTERED: Final = "registered"
+PENDING: Final = "pending"
+
+# What re-encrypting a credential's secrets under the current key found.
+REENCRYPTED: Final = "reencrypted"
+ALREADY_CURRENT: Final = "already_current"
+NONE_STORED: Final = "none_stored"
+Reencryption = Literal["reencrypted", "already_current", "none_stored"]
+
+
+def secret_key_id(encrypted_secret: str) -> str:
+    """The id of the key an encrypted secret was made with: its text up to the first '.'.
+
+    The application encrypts (application/secretbox.py) and puts the key id in
+    front, so that the credential can tell which key each of its secrets needs
+    without being able to decrypt any.
+    """
+    return encrypted_secret.partition(".")[0]
 
 
 class UserCredential(AeroAggregate):
@@ -224,6 +245,27 @@ class UserCredential(AeroAggregate):
             user.total_code_failures = 0
             user.disabled = False
             user.end_sessions(self.timestamp, self.originator_version)
+
+    class TwoFactorSecretReencrypted(AeroAggregate.Event):
+        """A stored secret re-encrypted under the current key (a key rotation): the same
+        TOTP secret, so the user's authenticator app keeps working.
+
+        ``stage`` says which secret (``registered`` or ``pending``); the event carries
+        the new ciphertext and both key ids, never the plaintext. The events that
+        stored the old ciphertext stay as they were.
+        """
+
+        TOPIC = "aero:UserCredential.TwoFactorSecretReencrypted"
+        stage: str
+        encrypted_secret: str
+        previous_key_id: str
+        key_id: str
+
+        def apply(self, user: UserCredential) -> None:
+            if self.stage == PENDING:
+                user.pending_secret = self.encrypted_secret
+            else:
+                user.secret = self.encrypted_secret
 
     class RecoveryCodesIssued(AeroAggregate.Event):
         TOPIC = "aero:UserCredential.RecoveryCodesIssued"
@@ -416,6 +458,26 @@ class UserCredential(AeroAggregate):
         ):
             raise InvalidChallengeError("the login token is not valid for this step")
 
+    def stored_secrets(self) -> dict[str, str]:
+        """The encrypted secrets the credential holds now, by stage (registered, pending)."""
+        held = {REGISTERED: self.secret, PENDING: self.pending_secret}
+        return {stage: secret for stage, secret in held.items() if secret is not None}
+
+    @classmethod
+    def secrets_only(cls) -> UserCredential:
+        """A credential with nothing but its (so far no) encrypted secrets.
+
+        The events of ``SECRET_TOPICS``, applied to it with their own ``apply``,
+        leave it holding the secrets the user holds now: what the start's key
+        check and ``aero-auth keys status`` need of every user, without loading
+        each user. Nothing else of the credential is meaningful on it.
+        """
+        holder = object.__new__(cls)
+        holder.secret = None
+        holder.pending_secret = None
+        holder.pending_challenge_id = None
+        return holder
+
     def registration_secret(self, challenge_id: str) -> str | None:
         """The encrypted secret of the registration this login started, if it started one."""
         if self.pending_challenge_id != challenge_id:
@@ -561,6 +623,36 @@ class UserCredential(AeroAggregate):
     def reset_two_factor(self, reason: str, now: datetime) -> None:
         self._trigger(self.TwoFactorReset, now, reason=valid_reason(reason))
 
+    def reencrypt_secrets(
+        self, key_id: str, reencrypt: Callable[[str], str], now: datetime
+    ) -> Reencryption:
+        """Bring every stored secret under the key ``key_id``, one event per secret that
+        is under another key; ``reencrypt`` (the application's, which holds the keys)
+        turns an old ciphertext into one under ``key_id``.
+
+        Idempotent: secrets already under ``key_id`` are left alone, and a credential
+        without a secret records nothing.
+        """
+        held = self.stored_secrets()
+        if not held:
+            return NONE_STORED
+        stale = {stage: s for stage, s in held.items() if secret_key_id(s) != key_id}
+        if not stale:
+            return ALREADY_CURRENT
+        for stage, old in stale.items():
+            new = reencrypt(old)
+            if secret_key_id(new) != key_id:
+                raise ValueError(f"the re-encrypted secret is not under key {key_id!r}")
+            self._trigger(
+                self.TwoFactorSecretReencrypted,
+                now,
+                stage=stage,
+                encrypted_secret=new,
+                previous_key_id=secret_key_id(old),
+                key_id=key_id,
+            )
+        return REENCRYPTED
+
     # ----- the identity provider -----
 
     @property
@@ -615,6 +707,15 @@ class UserCredential(AeroAggregate):
             self._trigger(self.LoginSucceeded, now, method="federated")
         return step
 
+
+# The events whose ``apply`` changes which encrypted secrets a credential holds
+# (tests/unit/test_user_credential.py checks that no other event does).
+SECRET_TOPICS: Final = (
+    UserCredential.RegistrationStarted.TOPIC,
+    UserCredential.AuthenticatorRegistered.TOPIC,
+    UserCredential.TwoFactorSecretReencrypted.TOPIC,
+    UserCredential.TwoFactorReset.TOPIC,
+)
 
 # Snapshots are resolved by topic when loaded, before any code has named the
 # class in this process, so the stable topic is registered at import.

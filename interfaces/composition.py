@@ -37,9 +37,9 @@ from application.clock import Clock, SystemClock
 from application.federation import FederatedLogins
 from application.passwords import Argon2Hasher, Argon2Parameters
 from application.relying_party import RelyingParty
+from application.secret_keys import stored_secrets
 from application.secretbox import SecretBox, SecretBoxError
 from application.service import AeroAuth, SecurityPolicy
-from domain.credential import UserCredential
 from domain.throttle import Throttle
 from infrastructure.write_probe import PostgresWriteProbe, SQLiteWriteProbe
 from interfaces.files import private_sqlite_files, warn_if_exposed
@@ -47,7 +47,11 @@ from interfaces.http.app import create_app
 from interfaces.http.clientip import TrustedProxies
 from interfaces.keys import KeyConfigurationError, decode_key, read_or_create
 from interfaces.settings import Settings, from_environment
-from interfaces.signing_keys import load_previous_key, load_signing_key
+from interfaces.signing_keys import (
+    load_previous_cookie_key,
+    load_previous_key,
+    load_signing_key,
+)
 from interfaces.tokens import TokenService
 from interfaces.web.sessions import PostgresSessionList, Sealer, SessionList, SQLiteSessionList
 from projections.api import ReadModels
@@ -201,9 +205,13 @@ def _secret_keys(text: str) -> SecretBox:
     return SecretBox(keys, next(iter(keys)))
 
 
-def secret_box(settings: Settings) -> SecretBox:
+def secret_box(settings: Settings, *, create: bool = True) -> SecretBox:
     """The TOTP secrets' keys. AERO_SECRET_KEYS holds several by id (rotation); the single
-    key of AERO_SECRET_KEY, AERO_SECRET_KEY_FILE or secret.key has the id ``k1``."""
+    key of AERO_SECRET_KEY, AERO_SECRET_KEY_FILE or secret.key has the id ``k1``.
+
+    ``create`` False (``aero-auth keys``): a missing secret.key is an error, not a new
+    key, since a new key would decrypt none of the stored secrets.
+    """
     if settings.secret_keys is not None:
         return _secret_keys(settings.secret_keys.get_secret_value())
     if settings.secret_key is not None:
@@ -218,6 +226,11 @@ def secret_box(settings: Settings) -> SecretBox:
     else:
         fresh = base64.b64encode(SecretBox.generate_key())
         path = settings.data_dir / "secret.key"
+        if not create and not path.exists():
+            raise KeyConfigurationError(
+                f"no TOTP secret key at {path}: set AERO_SECRET_KEYS, AERO_SECRET_KEY, "
+                "AERO_SECRET_KEY_FILE or AERO_DATA_DIR as the service has them"
+            )
         key = decode_key(read_or_create(path, fresh, "the TOTP secret key").decode(), str(path))
     return SecretBox({"k1": key}, "k1")
 
@@ -396,9 +409,13 @@ def check_store(settings: Settings, *, must_exist: bool = True) -> Store:
     return store
 
 
-def build_application(settings: Settings, clock: Clock | None = None) -> AeroAuth:
+def build_application(
+    settings: Settings, clock: Clock | None = None, *, create_keys: bool = True
+) -> AeroAuth:
+    """``create_keys`` False: a missing generated TOTP secret key is an error (see secret_box)."""
     store = Store.configured(settings)
-    box = secret_box(settings)  # a bad key is refused before any store file is made
+    # A bad key is refused before any store file is made.
+    box = secret_box(settings, create=create_keys)
     with schema_lock(store):
         return AeroAuth(
             store.eventsourcing_env(settings.postgres_pool_size),
@@ -473,27 +490,17 @@ def build_tokens(settings: Settings, clock: Clock) -> TokenService:
     )
 
 
-def check_secret_keys(application: AeroAuth, page: int = 1000) -> None:
-    """Refuse to start when the store holds TOTP secrets that the configured keys cannot
+def check_secret_keys(application: AeroAuth) -> None:
+    """Refuse to start when the users hold TOTP secrets that the configured keys cannot
     decrypt: a key id not configured, or a key replaced under the same id.
 
     Without this every user with an authenticator would get a 500 at the code step.
-    One ciphertext per key id is tried, the latest; the events that carry them are
-    selected by topic in the database.
+    The secrets the users hold now count, not those of history: after a rotation
+    (``aero-auth keys rotate``) the old key may go although old events still hold
+    ciphertexts under it. One secret per key id is tried, the latest stored.
     """
     box = application.secret_box
-    latest: dict[str, tuple[str, str]] = {}
-    start = 1
-    topics = [UserCredential.RegistrationStarted.TOPIC]
-    while True:
-        notifications = application.recorder.select_notifications(start, page, topics=topics)
-        for notification in notifications:
-            event: Any = application.mapper.to_domain_event(notification)
-            token = event.encrypted_secret
-            latest[SecretBox.key_id_of(token)] = (token, str(event.originator_id))
-        if len(notifications) < page:
-            break
-        start = notifications[-1].id + 1
+    latest = {stored.key_id: stored for stored in stored_secrets(application)}
     missing = sorted(set(latest) - box.key_ids)
     if missing:
         raise KeyConfigurationError(
@@ -501,9 +508,9 @@ def check_secret_keys(application: AeroAuth, page: int = 1000) -> None:
             f"which are not configured (configured: {', '.join(sorted(box.key_ids))}): "
             "set AERO_SECRET_KEYS (or the key file) to include them"
         )
-    for key_id, (token, context) in sorted(latest.items()):
+    for key_id, stored in sorted(latest.items()):
         try:
-            box.decrypt(token, context)
+            box.decrypt(stored.encrypted_secret, str(stored.user_id))
         except SecretBoxError:
             raise KeyConfigurationError(
                 f"the configured key {key_id!r} does not decrypt the TOTP secrets stored under "
@@ -571,7 +578,9 @@ def build_container(
         operator,
         proxies,
         models,
-        web_sealer=Sealer.from_signing_key(load_signing_key(settings)),
+        web_sealer=Sealer.from_signing_key(
+            load_signing_key(settings), load_previous_cookie_key(settings)
+        ),
         open_web_sessions=partial(web_sessions, Store.from_url(settings.database_url)),
         identity=build_federated_logins(settings, application),
         write_probe=build_write_probe(settings),

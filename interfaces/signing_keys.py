@@ -1,11 +1,15 @@
 """The token signing key files: the current key, the previous key's public half, rotation.
 
 Only the composition root loads them (and ``aero-auth tokens rotate-signing-key``
-rotates them); the token service receives the keys.
+rotates them); the token service receives the keys. A rotation also keeps the
+previous key's web cookie key (derived from it, interfaces/web/sessions.py), so
+that browsers' sessions outlive a rotation as API tokens do.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,6 +22,7 @@ from interfaces.files import warn_if_exposed
 from interfaces.keys import KeyConfigurationError, read_or_create
 from interfaces.settings import Settings
 from interfaces.tokens import kid_of
+from interfaces.web.sessions import cookie_key
 
 
 def signing_key_path(settings: Settings) -> Path:
@@ -33,6 +38,13 @@ def previous_key_path(settings: Settings) -> Path:
         return settings.token_previous_key_file
     current = signing_key_path(settings)
     return current.with_name(f"{current.stem}.previous.pem")
+
+
+def previous_cookie_key_path(settings: Settings) -> Path:
+    """The previous signing key's web cookie key, beside its public half (a rotation writes
+    both): ``token-signing.previous-cookies.key`` by default."""
+    previous = previous_key_path(settings)
+    return previous.with_name(f"{previous.stem}-cookies.key")
 
 
 def _new_private_pem() -> bytes:
@@ -97,6 +109,26 @@ def load_previous_key(settings: Settings) -> Ed25519PublicKey | None:
     return key
 
 
+def load_previous_cookie_key(settings: Settings) -> bytes | None:
+    """The previous signing key's cookie key, if a rotation left one: browsers' cookies
+    sealed before the rotation still open (the web UI seals only with the current one)."""
+    path = previous_cookie_key_path(settings)
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise KeyConfigurationError(f"cannot read {path}: {e}") from e
+    warn_if_exposed(path, "the previous web cookie key")
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != 32:
+        raise KeyConfigurationError(f"{path} must hold 32 bytes in base64")
+    return key
+
+
 class RotationTooSoonError(Exception):
     """The previous key may still verify live tokens; rotating now would end them."""
 
@@ -127,9 +159,10 @@ def rotate_signing_key(settings: Settings, now: datetime, force: bool = False) -
                 f"the key before it may be valid until {live_until:%Y-%m-%dT%H:%M:%SZ}"
             )
     new_pem = _new_private_pem()
-    # The previous key first: a crash between the two writes leaves the old key
+    # The previous key first: a crash between the writes leaves the old key
     # signing and also listed as previous, which is harmless.
     _replace(previous_path, _public_pem(old))
+    _replace(previous_cookie_key_path(settings), base64.b64encode(cookie_key(old)))
     _replace(current_path, new_pem)
     return Rotation(
         current_kid=kid_of(_private_key(new_pem, str(current_path)).public_key()),

@@ -107,6 +107,12 @@ RULES: dict[str, Rule] = {
         "two_factor_disabled", FAILURE, lambda e: {"total_failures": e.total_failures}
     ),
     C.TwoFactorReset.TOPIC: Rule("two_factor_reset", SUCCESS, lambda e: {"reason": e.reason}),
+    # A key rotation: the key ids only, never the ciphertext (nor, of course, the secret).
+    C.TwoFactorSecretReencrypted.TOPIC: Rule(
+        "two_factor_key_rotated",
+        SUCCESS,
+        lambda e: {"stage": e.stage, "previous_key_id": e.previous_key_id, "key_id": e.key_id},
+    ),
     C.RecoveryCodesIssued.TOPIC: Rule(
         "recovery_codes_issued", SUCCESS, lambda e: {"count": len(e.code_hashes)}
     ),

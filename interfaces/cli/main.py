@@ -49,6 +49,7 @@ def build() -> typer.Typer:
         audit,
         environments,
         exits,
+        keys,
         serve,
         service_credentials,
         tokens,
@@ -67,6 +68,7 @@ def build() -> typer.Typer:
     tree.add_typer(environments.app, name="environments")
     tree.add_typer(investigate_app, name="investigate")
     tree.add_typer(tokens.app, name="tokens")
+    tree.add_typer(keys.app, name="keys")
     tree.add_typer(service_credentials.app, name="service-credentials")
     tree.add_typer(audit.app, name="audit")
     views.register(tree)

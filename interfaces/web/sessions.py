@@ -45,27 +45,48 @@ if TYPE_CHECKING:
     from interfaces.composition import Store
 
 
+def cookie_key(signing_key: Ed25519PrivateKey) -> bytes:
+    """The cookies' AES key, derived from the token signing key (HKDF), so every worker
+    and host that shares that key unseals the same cookies without a second secret to
+    manage. One-way: the derived key cannot sign a token."""
+    raw = signing_key.private_bytes(
+        serialization.Encoding.Raw,
+        serialization.PrivateFormat.Raw,
+        serialization.NoEncryption(),
+    )
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"aero-auth web cookies v1"
+    ).derive(raw)
+
+
+def _csrf_key(key: bytes) -> bytes:
+    return hashlib.sha256(b"aero-auth web csrf\0" + key).digest()
+
+
 class Sealer:
     """AES-256-GCM over JSON, with the cookie's name as associated data, so a value
-    sealed for one cookie cannot be replayed as another."""
+    sealed for one cookie cannot be replayed as another.
 
-    def __init__(self, key: bytes) -> None:
+    After a signing key rotation the previous key's cookie key (written by the
+    rotation) still opens cookies and accepts forms from before it, as the previous
+    signing key still verifies tokens: a rotation logs no browser out. Only the
+    current key seals.
+    """
+
+    def __init__(self, key: bytes, previous: bytes | None = None) -> None:
         self._aead = AESGCM(key)
-        self._csrf_key = hashlib.sha256(b"aero-auth web csrf\0" + key).digest()
+        self._csrf_key = _csrf_key(key)
+        self._opening = [self._aead]
+        self._csrf_keys = [self._csrf_key]
+        if previous is not None and previous != key:
+            self._opening.append(AESGCM(previous))
+            self._csrf_keys.append(_csrf_key(previous))
 
     @classmethod
-    def from_signing_key(cls, signing_key: Ed25519PrivateKey) -> Sealer:
-        """Derived from the token signing key (HKDF), so every worker and host that
-        shares that key unseals the same cookies without a second secret to manage."""
-        raw = signing_key.private_bytes(
-            serialization.Encoding.Raw,
-            serialization.PrivateFormat.Raw,
-            serialization.NoEncryption(),
-        )
-        key = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=b"aero-auth web cookies v1"
-        ).derive(raw)
-        return cls(key)
+    def from_signing_key(
+        cls, signing_key: Ed25519PrivateKey, previous_cookie_key: bytes | None = None
+    ) -> Sealer:
+        return cls(cookie_key(signing_key), previous_cookie_key)
 
     def seal(self, purpose: str, value: dict[str, Any]) -> str:
         nonce = secrets.token_bytes(12)
@@ -77,11 +98,15 @@ class Sealer:
             return None
         try:
             data = base64.urlsafe_b64decode(cookie + "=" * (-len(cookie) % 4))
-            plain = self._aead.decrypt(data[:12], data[12:], purpose.encode())
-            value = json.loads(plain)
-        except (ValueError, InvalidTag):
+        except ValueError:
             return None
-        return value if isinstance(value, dict) else None
+        for aead in self._opening:
+            try:
+                value = json.loads(aead.decrypt(data[:12], data[12:], purpose.encode()))
+            except (ValueError, InvalidTag):
+                continue
+            return value if isinstance(value, dict) else None
+        return None
 
     def csrf_token(self, seed: str) -> str:
         """Signed double submit (OWASP): the form's token is an HMAC of the seed
@@ -91,7 +116,10 @@ class Sealer:
     def csrf_valid(self, seed: str | None, token: str | None) -> bool:
         if not seed or not token:
             return False
-        return hmac.compare_digest(self.csrf_token(seed), token)
+        return any(
+            hmac.compare_digest(hmac.new(key, seed.encode(), hashlib.sha256).hexdigest(), token)
+            for key in self._csrf_keys
+        )
 
 
 def _key(session_id: str) -> str:

@@ -35,6 +35,7 @@ def commands_naming(env: str, into: Path) -> list[list[str]]:
         ["investigate", "required", env, "alice", "--at", now()],
         ["investigate", "policy", env, "--at", now()],
         ["investigate", "who-was-required", env, "--at", now()],
+        ["keys", "rotate", env],
     ]
 
 
@@ -46,6 +47,7 @@ def commands_on_a_store(into: Path) -> list[list[str]]:
         ["project"],
         ["investigate", "verify"],
         ["investigate", "replay", "--until", now(), "--into", f"sqlite:///{into}"],
+        ["keys", "status"],
     ]
 
 

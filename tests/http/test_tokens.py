@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import stat
 from collections.abc import Callable
 from datetime import timedelta
@@ -226,6 +227,48 @@ def test_a_rotation_keeps_tokens_of_the_previous_key_valid_until_they_expire(
     assert b"PRIVATE" not in previous_file.read_bytes()
     acme.clock.advance(seconds=3600)
     assert restarted.client.get(restarted.url("/me"), headers=old).status_code == 401
+
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def web_login(client: TestClient, username: str, password: str) -> str:
+    """Log in through the web UI's form; the CSRF token of the page, for the next form."""
+    page = client.get("/ui/acme/login")
+    match = CSRF.search(page.text)
+    assert match is not None, page.text
+    response = client.post(
+        "/ui/acme/login",
+        data={"csrf_token": match.group(1), "username": username, "password": password},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+    return match.group(1)
+
+
+def test_a_rotation_keeps_web_ui_sessions_and_their_forms(
+    acme: Api, app_factory: Callable[..., TestClient], settings: Settings
+) -> None:
+    csrf = web_login(acme.client, ADMIN, ADMIN_PASSWORD)
+    assert acme.client.get("/ui/acme/account", follow_redirects=False).status_code == 200
+
+    code, output = _rotate(settings)
+    restarted = app_factory()
+    for cookie in acme.client.cookies.jar:
+        restarted.cookies.jar.set_cookie(cookie)
+
+    assert code == 0, output
+    cookie_key = settings.data_dir / "token-signing.previous-cookies.key"
+    assert stat.S_IMODE(cookie_key.stat().st_mode) == 0o600
+    # The browser's session cookie, sealed before the rotation, still opens...
+    account = restarted.get("/ui/acme/account", follow_redirects=False)
+    assert account.status_code == 200, account.headers.get("location")
+    # ...a form rendered before it is still accepted (log out: 303, not 403)...
+    logout = restarted.post("/ui/acme/logout", data={"csrf_token": csrf}, follow_redirects=False)
+    assert logout.status_code == 303, logout.text
+    # ...and a new login is sealed under the new key alone.
+    web_login(restarted, ADMIN, ADMIN_PASSWORD)
+    assert restarted.get("/ui/acme/account", follow_redirects=False).status_code == 200
 
 
 def test_a_second_rotation_within_a_token_lifetime_needs_force_and_ends_the_oldest_tokens(

@@ -3,9 +3,11 @@ from where, and never a secret."""
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 
 import pytest
+from pydantic import SecretStr
 
 from application.clock import FixedClock
 from application.service import AeroAuth
@@ -22,6 +24,8 @@ from domain.identity import FederatedLogin, IdentityLink, RejectedCallback
 from domain.origin import Origin, originating
 from domain.service_credential import ServiceCredential
 from domain.unknown_user import UnknownUserLogin
+from interfaces.composition import build_application
+from interfaces.settings import Settings
 from projections.api import AuditEntry
 from projections.audit_chain import (
     canonical,
@@ -195,6 +199,48 @@ def test_logins_record_every_step_and_never_a_secret(
     everything = b"".join(canonical(e, "") for e in entries(read_models)).decode()
     leaked = [s for s in secrets if s and s in everything]
     assert leaked == []
+
+
+OPERATOR = Origin(actor="operator", ip=None, user_agent="aero-auth cli")
+
+
+def test_a_key_rotation_reads_as_one_entry_per_secret_with_the_key_ids_only(
+    app: AeroAuth, read_models: LiveReadModels, clock: FixedClock, settings: Settings
+) -> None:
+    make_environment(app)
+    app.create_user("acme", "bob", PASSWORD)
+    app.set_policy("acme", True, [])
+    secret, _ = register(app, clock, "bob", PASSWORD)
+    new_key = base64.b64encode(b"n" * 32).decode()
+    assert settings.secret_key is not None
+    rotated = settings.model_copy(
+        update={
+            "secret_keys": SecretStr(f"k2:{new_key},k1:{settings.secret_key.get_secret_value()}")
+        }
+    )
+    rotating = build_application(rotated, clock=clock)
+    try:
+        with originating(OPERATOR):
+            rotating.reencrypt_secrets("acme", "bob")
+            rotating.reencrypt_secrets("acme", "bob")  # already current: no second entry
+        ciphertext = rotating.user("acme", "bob").secret
+    finally:
+        rotating.close()
+    caught_up(app, read_models)
+
+    [entry] = entries(read_models, types=("two_factor_key_rotated",))
+    assert kinds([entry]) == [
+        (
+            "two_factor_key_rotated",
+            "bob",
+            "success",
+            {"stage": "registered", "previous_key_id": "k1", "key_id": "k2"},
+        )
+    ]
+    assert (entry.actor, entry.user_agent) == ("operator", "aero-auth cli")
+    shown = canonical(entry, "").decode()
+    assert ciphertext is not None and ciphertext.startswith("k2.")
+    assert all(s not in shown for s in (ciphertext, ciphertext[3:], secret, new_key))
 
 
 def test_password_throttling_reads_as_failed_logins_saying_why(

@@ -6,12 +6,25 @@ Each test builds the aggregate through its commands, collects those events
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domain.credential import DONE, REGISTRATION, TWO_FACTOR, UserCredential
+from domain.base import AeroAggregate
+from domain.credential import (
+    ALREADY_CURRENT,
+    DONE,
+    NONE_STORED,
+    PENDING,
+    REENCRYPTED,
+    REGISTERED,
+    REGISTRATION,
+    SECRET_TOPICS,
+    TWO_FACTOR,
+    UserCredential,
+)
 from domain.errors import InvalidChallengeError, TooManyAttemptsError, TwoFactorDisabledError
 from domain.throttle import CODE_THROTTLE, PASSWORD_THROTTLE
 from domain.totp import time_step
@@ -304,3 +317,133 @@ def test_groups_and_roles_change_only_when_they_differ() -> None:
 
     assert new_events(user) == [UserCredential.GroupsChanged]
     assert user.groups == frozenset({"finance", "hr"})
+
+
+# ----- re-encrypting the secrets under the current key (a key rotation) -----
+
+
+def rewrap(old: str) -> str:
+    """A stand-in for the application's decrypt-then-encrypt: the same body, key k2."""
+    return "k2." + old.partition(".")[2]
+
+
+def test_a_secret_under_an_older_key_is_reencrypted_with_one_event_naming_both_keys() -> None:
+    user = registered_user()
+
+    outcome = user.reencrypt_secrets("k2", rewrap, NOW)
+
+    [event] = user.collect_events()
+    assert outcome == REENCRYPTED
+    assert isinstance(event, UserCredential.TwoFactorSecretReencrypted)
+    assert (event.stage, event.previous_key_id, event.key_id) == (REGISTERED, "k1", "k2")
+    assert event.encrypted_secret == "k2.sealed" == user.secret
+    assert user.stored_secrets() == {REGISTERED: "k2.sealed"}
+    # The login goes on as before: still registered, the same code step.
+    assert user.registered and user.next_step(True) == TWO_FACTOR
+
+
+def test_a_second_rotation_to_the_same_key_records_nothing() -> None:
+    user = registered_user()
+    user.reencrypt_secrets("k2", rewrap, NOW)
+    user.collect_events()
+
+    outcome = user.reencrypt_secrets("k2", rewrap, NOW)
+
+    assert outcome == ALREADY_CURRENT
+    assert new_events(user) == []
+
+
+def test_a_user_without_an_authenticator_has_nothing_to_reencrypt() -> None:
+    user = new_user()
+
+    assert user.reencrypt_secrets("k2", rewrap, NOW) == NONE_STORED
+    assert new_events(user) == []
+
+
+def test_the_secret_of_a_registration_in_progress_is_reencrypted_and_still_confirms() -> None:
+    user = new_user()
+    user.pass_password_step("c1", True, NOW + TTL, NOW)
+    user.start_registration("c1", "k1.started", NOW)
+    user.collect_events()
+
+    assert user.reencrypt_secrets("k2", rewrap, NOW) == REENCRYPTED
+
+    [event] = user.collect_events()
+    assert isinstance(event, UserCredential.TwoFactorSecretReencrypted)
+    assert (event.stage, event.encrypted_secret) == (PENDING, "k2.started")
+    # The same registration, now confirmed with the re-encrypted secret.
+    assert user.registration_secret("c1") == "k2.started"
+    user.register_authenticator("c1", time_step(NOW), NOW)
+    assert user.secret == "k2.started"
+
+
+def test_a_reencryption_that_lands_under_another_key_is_refused() -> None:
+    user = registered_user()
+
+    with pytest.raises(ValueError, match="not under key 'k2'"):
+        user.reencrypt_secrets("k2", lambda old: "k3." + old, NOW)
+    assert new_events(user) == []
+
+
+def sample(annotation: str) -> object:
+    values: dict[str, object] = {
+        "str": "k9.other",
+        "str | None": "k9.other",
+        "int": 7,
+        "bool": True,
+        "datetime": NOW,
+        "frozenset[str]": frozenset({"x"}),
+    }
+    return values[annotation]
+
+
+def test_only_the_secret_topics_change_which_secrets_a_credential_holds() -> None:
+    """``stored_secrets`` follows SECRET_TOPICS alone (the start's key check, ``keys
+    status``): every other event must leave the secrets as they were."""
+    events = [
+        member
+        for name, member in vars(UserCredential).items()
+        if isinstance(member, type)
+        and issubclass(member, AeroAggregate.Event)
+        and name not in ("Event", "Created")
+    ]
+    assert len(events) >= 25
+    changing = set()
+    for cls in events:
+        user = registered_user()
+        user.pending_secret = "k1.pending"
+        before = user.stored_secrets()
+        values = {
+            f.name: sample(str(f.type))
+            for f in dataclasses.fields(cls)
+            if f.name not in ("originator_id", "originator_version", "timestamp")
+        }
+        event = cls(
+            originator_id=user.id,
+            originator_version=user.version + 1,
+            timestamp=NOW,
+            **values,
+        )
+        event.apply(user)
+        if user.stored_secrets() != before:
+            changing.add(cls.TOPIC)
+    assert changing == set(SECRET_TOPICS)
+
+
+def test_a_bare_holder_follows_the_secret_events_to_the_aggregates_secrets() -> None:
+    user = new_user()
+    user.pass_password_step("c1", True, NOW + TTL, NOW)
+    user.start_registration("c1", "k1.first", NOW)
+    user.register_authenticator("c1", time_step(NOW), NOW)
+    user.reset_two_factor("lost phone", NOW)
+    user.pass_password_step("c2", True, NOW + TTL, NOW)
+    user.start_registration("c2", "k1.second", NOW)
+    user.reencrypt_secrets("k2", rewrap, NOW)
+    user.register_authenticator("c2", time_step(NOW), NOW)
+    holder = UserCredential.secrets_only()
+
+    for event in user.collect_events():
+        if event.TOPIC in SECRET_TOPICS:
+            event.apply(holder)
+
+    assert holder.stored_secrets() == user.stored_secrets() == {REGISTERED: "k2.second"}

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from interfaces.composition import Store, web_sessions
-from interfaces.web.sessions import Sealer
+from interfaces.web.sessions import Sealer, cookie_key
 from tests.conftest import DatabaseUnderTest
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
@@ -41,6 +41,26 @@ def test_a_csrf_token_matches_only_its_own_seed() -> None:
     assert not sealer.csrf_valid(None, token)
     assert not sealer.csrf_valid("seed-1", None)
     assert not sealer.csrf_valid("seed-1", "")
+
+
+def test_after_a_rotation_cookies_and_forms_of_the_previous_key_still_open() -> None:
+    old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    before = Sealer.from_signing_key(old)
+    sealed = before.seal("aero_session", {"sid": "x"})
+    form = before.csrf_token("seed-1")
+
+    after = Sealer.from_signing_key(new, cookie_key(old))
+
+    assert after.unseal("aero_session", sealed) == {"sid": "x"}
+    assert after.unseal("aero_login", sealed) is None
+    assert after.csrf_valid("seed-1", form)
+    assert not after.csrf_valid("seed-2", form)
+    # Only the new key seals: the old key alone cannot open what is sealed now.
+    assert before.unseal("aero_session", after.seal("aero_session", {"sid": "y"})) is None
+    assert after.csrf_token("seed-1") != form
+    # Without the previous key's cookie key, the old cookies are refused as before.
+    assert Sealer.from_signing_key(new).unseal("aero_session", sealed) is None
+    assert not Sealer.from_signing_key(new).csrf_valid("seed-1", form)
 
 
 def test_a_session_lives_until_logout_or_expiry(database: DatabaseUnderTest) -> None:
