@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from urllib.parse import urlencode
 
 import httpx
 import pytest
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Page, expect
 
 from tests.oidc.harness import CLIENT_ID, CLIENT_SECRET, Provider, running_provider
 from tests.web.conftest import ADMIN, ADMIN_PASSWORD, Server, axe, code_after, log_in, log_out
@@ -132,22 +133,22 @@ def test_a_foreign_state_and_a_provider_that_does_not_answer_are_said_so(
     provider.account("mallory-sub", preferred_username="mallory")
     provider.account("carol-sub", preferred_username="carol")
     # Mallory's own answer, which he keeps instead of letting his browser send it here.
-    mallory = new_context().new_page()
-    answers: list[str] = []
-
-    def keep(route: Route) -> None:
-        answers.append(route.request.url)
-        route.fulfill(status=200, content_type="text/plain", body="kept")
-
-    mallory.route(re.compile(re.escape(redirect_uri(server, env)) + r"\?"), keep)
-    mallory.goto(f"/ui/{env}/login")
-    sign_in_at_provider(mallory, server, provider, "mallory-sub")
-    assert len(answers) == 1, answers
+    with httpx.Client(base_url=server.base_url, follow_redirects=False, timeout=30) as mallory:
+        form = mallory.get(f"/ui/{env}/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert token is not None
+        started = mallory.post(f"/ui/{env}/login/oidc/start", data={"csrf_token": token[1]})
+        assert started.status_code == 303, started.text
+    answer = provider.authorize(
+        started.headers["location"], "mallory-sub", redirect_uri=redirect_uri(server, env)
+    )
 
     carol = new_context(bypass_csp=True).new_page()
-    carol.goto(answers[0])
+    carol.goto(f"{redirect_uri(server, env)}?{urlencode(answer)}")
     alert = carol.get_by_role("alert")
-    expect(alert).to_contain_text(re.compile(rf"^Could not log in with {PROVIDER_NAME}: "))
+    expect(alert).to_contain_text(
+        re.compile(rf"^Could not log in with {PROVIDER_NAME}: .* started in another browser")
+    )
     expect(carol.get_by_role("heading", name="Log in")).to_be_visible()
     axe(carol)
     carol.goto(f"/ui/{env}/")
