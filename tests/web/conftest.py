@@ -179,7 +179,7 @@ def log_in(page: Page, env: str, username: str, password: str) -> None:
     page.goto(f"/ui/{env}/login")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("button", name="Log in", exact=True).click()
 
 
 def axe(page: Page) -> None:
