@@ -294,6 +294,20 @@ class FederatedLogins:
                 self._fail(pending, outcome.reason, outcome.subject)
             raise outcome.error from None
 
+    def refuse_callback(self, slug: str, state: str, reason: str) -> None:
+        """A callback its interface refused before using the provider's answer, such
+        as a web page's state that this browser did not start (login CSRF).
+
+        Recorded like any failed callback; a live login with that state ends, since
+        its code has reached a browser it was not meant for.
+        """
+        now = self.app.clock.now()
+        login = self._pending(slug, state)
+        if login is not None and login.environment == slug and not login.ended:
+            self._fail(login, reason, None)
+        else:
+            self.app.save(RejectedCallback.record(slug, reason, now))
+
     def _pending(self, slug: str, state: str) -> FederatedLogin | None:
         if not isinstance(state, str) or not 1 <= len(state) <= 512:
             return None

@@ -13,16 +13,26 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from domain.errors import EnvironmentNotFoundError
 from interfaces.http.services import Services
-from interfaces.web import login, pages_account, pages_admin, pages_audit
-from interfaces.web.context import STATIC, CsrfRefused, LoginRequired, PageError, WebHolder, render
+from interfaces.web import (
+    login,
+    login_oidc,
+    pages_account,
+    pages_admin,
+    pages_audit,
+    pages_identity,
+)
+from interfaces.web.context import (
+    STATIC,
+    CsrfRefused,
+    LoginRequired,
+    PageError,
+    WebHolder,
+    content_security_policy,
+    render,
+)
 from interfaces.web.i18n import _
 
-# No inline script or style anywhere, nothing from another origin (UI.md, Security).
-CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
-    "font-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
-    "object-src 'none'; frame-ancestors 'none'"
-)
+CONTENT_SECURITY_POLICY = content_security_policy()
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
 _HEADERS = [
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
@@ -80,7 +90,8 @@ def create_web_ui(services: Callable[[], Services | None]) -> FastAPI:
         )
 
     ui.include_router(login.router)
-    for pages in (pages_account, pages_admin, pages_audit):
+    ui.include_router(login_oidc.router)
+    for pages in (pages_account, pages_admin, pages_identity, pages_audit):
         ui.include_router(pages.router)
 
     @ui.exception_handler(LoginRequired)

@@ -127,6 +127,19 @@ WebDep = Annotated[Web, Depends(get_web)]
 # ----- transport -----
 
 
+def content_security_policy(form_targets: tuple[str, ...] = ()) -> str:
+    """No inline script or style anywhere, nothing from another origin. A page may
+    let its forms lead to other origins (``form-action``): browsers check that
+    directive on every redirect a form submission follows, and the Log in page's
+    "Log in with ..." form is redirected to the identity provider."""
+    form_action = " ".join(("'self'", *form_targets))
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        f"font-src 'self'; connect-src 'self'; form-action {form_action}; base-uri 'none'; "
+        "object-src 'none'; frame-ancestors 'none'"
+    )
+
+
 def is_https(web: Web, request: Request) -> bool:
     """Directly over TLS, or via a trusted proxy that says so (X-Forwarded-Proto)."""
     if request.url.scheme == "https":

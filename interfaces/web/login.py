@@ -18,7 +18,6 @@ from application.login import LoginCompleted
 from domain.credential import REGISTRATION, TWO_FACTOR
 from domain.errors import (
     AeroError,
-    EnvironmentNotFoundError,
     InvalidChallengeError,
     InvalidCodeError,
     InvalidCredentialsError,
@@ -48,10 +47,9 @@ from interfaces.web.context import (
     start_session,
 )
 from interfaces.web.i18n import _
+from interfaces.web.login_flow import go_on, login_form, login_path
 
 router = APIRouter()
-
-_PAGE_OF_STEP = {TWO_FACTOR: "two-factor", REGISTRATION: "register"}
 
 NOTICES = {
     "expired": _("Your login took too long or was replaced by a newer one. Log in again."),
@@ -64,19 +62,6 @@ PASSWORD_LOGIN_DISABLED = _(
     "Password login is disabled for this account: log in through the identity provider."
 )
 INVALID_CODE = _("Invalid code")
-
-
-def _login_path(request: Request, env: str) -> str:
-    return f"{base(request, env)}/login"
-
-
-def _environment_or_404(web: Web, env: str) -> str:
-    try:
-        return web.services.application.environment(env).display_name
-    except EnvironmentNotFoundError:
-        raise PageError(
-            404, _("Not found"), _("There is no environment at this address.")
-        ) from None
 
 
 def _code_error(web: Web, request: Request, error: AeroError) -> str:
@@ -104,16 +89,8 @@ def _code_error(web: Web, request: Request, error: AeroError) -> str:
 
 @router.get("/{env}/login")
 def login_page(env: str, request: Request, web: WebDep, notice: str | None = None) -> Response:
-    display_name = _environment_or_404(web, env)
     # Shown even with a live session: logging in as someone else replaces it.
-    return render(
-        web,
-        request,
-        "login.html",
-        env=env,
-        display_name=display_name,
-        notice=NOTICES.get(notice or ""),
-    )
+    return login_form(web, request, env, notice=NOTICES.get(notice or ""))
 
 
 @router.post("/{env}/login", dependencies=[CsrfChecked])
@@ -124,55 +101,19 @@ def submit_password(
     username: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
 ) -> Response:
-    display_name = _environment_or_404(web, env)
     services = web.services
     try:
         step = services.application.start_login(env, username, password)
     except (InvalidCredentialsError, InvalidInputError) as e:
         services.metrics.login_step("password", e.code)
-        return render(
-            web,
-            request,
-            "login.html",
-            env=env,
-            display_name=display_name,
-            username=username,
-            error=INVALID_LOGIN,
-            status=401,
-        )
+        return login_form(web, request, env, username=username, error=INVALID_LOGIN, status=401)
     except PasswordLoginDisabledError as e:
         # The right password of a user who must log in through the identity provider.
         services.metrics.login_step("password", e.code)
-        return render(
-            web,
-            request,
-            "login.html",
-            env=env,
-            display_name=display_name,
-            username=username,
-            error=PASSWORD_LOGIN_DISABLED,
-            status=403,
+        return login_form(
+            web, request, env, username=username, error=PASSWORD_LOGIN_DISABLED, status=403
         )
-    services.metrics.login_step("password", step.status)
-    if step.challenge_id is None or step.expires_at is None:
-        issued = services.tokens.issue_access(step.user)
-        response = redirect(f"{base(request, env)}/")
-        start_session(web, request, response, env, issued.token, issued.expires_in)
-        return response
-    next_step = step.next_step
-    issued = services.tokens.issue_login(step.user, step.challenge_id, next_step, step.expires_at)
-    response = redirect(f"{_login_path(request, env)}/{_PAGE_OF_STEP[next_step]}")
-    sealed = web.sealer.seal(LOGIN_COOKIE, {"token": issued.token})
-    set_cookie(
-        web,
-        request,
-        response,
-        LOGIN_COOKIE,
-        sealed,
-        path=_login_path(request, env),
-        max_age=issued.expires_in,
-    )
-    return response
+    return go_on(web, request, env, step, "password")
 
 
 # ----- the second step -----
@@ -202,7 +143,7 @@ def _completed(web: Web, request: Request, env: str, step: str, done: LoginCompl
     else:
         response = redirect(f"{base(request, env)}/")
     start_session(web, request, response, env, issued.token, issued.expires_in)
-    clear_cookie(web, request, response, LOGIN_COOKIE, _login_path(request, env))
+    clear_cookie(web, request, response, LOGIN_COOKIE, login_path(request, env))
     return response
 
 
@@ -443,6 +384,6 @@ def logout(env: str, request: Request, web: WebDep) -> Response:
     data = web.sealer.unseal(SESSION_COOKIE, request.cookies.get(SESSION_COOKIE))
     if data is not None and isinstance(data.get("sid"), str):
         web.sessions.remove(data["sid"])
-    response = redirect(f"{_login_path(request, env)}", notice="logged_out")
+    response = redirect(f"{login_path(request, env)}", notice="logged_out")
     clear_cookie(web, request, response, SESSION_COOKIE, base(request, env))
     return response

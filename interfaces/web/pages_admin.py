@@ -1,4 +1,4 @@
-"""Environment settings, Users, New user and User: the admin's pages.
+"""Environment settings (its policy form), Users, New user and User: the admin's pages.
 
 Each page drives the same application commands and read models as the API
 route of the same purpose (interfaces/http/routes), with the same role checks;
@@ -33,6 +33,7 @@ from interfaces.web.context import (
     render,
     require_role,
 )
+from interfaces.web.environment_page import PROVIDER_NOTICES, settings_page
 from interfaces.web.i18n import _
 from interfaces.web.page_helpers import SHOW, group_list, page_size, queries, rule_in_words
 from projections.api import InvalidCursorError
@@ -43,56 +44,19 @@ router = APIRouter()
 # ----- environment settings -----
 
 
-def _known_groups(web: Web, env: str) -> set[str]:
-    read_models = queries(web)
-    groups: set[str] = set()
-    cursor = None
-    while True:
-        page = read_models.list_users(env, "all", 1000, cursor)
-        for row in page.items:
-            groups.update(row.groups)
-        cursor = page.next_cursor
-        if cursor is None:
-            return groups
-
-
-def _settings_page(
-    web: Web,
-    request: Request,
-    env: str,
-    session: Session,
-    *,
-    saved: bool = False,
-    error: str | None = None,
-    status: int = 200,
-) -> Response:
-    environment = web.services.application.environment(env)
-    selected = set(environment.selected_groups)
-    compliance = queries(web).compliance(env)
-    return render(
-        web,
-        request,
-        "environment.html",
-        env=env,
-        session=session,
-        require_2fa=environment.require_2fa,
-        groups=sorted(_known_groups(web, env) | selected),
-        selected=selected,
-        compliance=compliance,
-        saved=saved,
-        error=error,
-        changed_by=environment.policy_changed_by,
-        changed_at=environment.policy_changed_at,
-        status=status,
-    )
-
-
 @router.get("/{env}/setup/environment")
 def environment_settings(
     env: str, request: Request, web: WebDep, session: SessionDep, saved: str | None = None
 ) -> Response:
     require_role(session, "admin")
-    return _settings_page(web, request, env, session, saved=saved == "1")
+    return settings_page(
+        web,
+        request,
+        env,
+        session,
+        saved=saved == "1",
+        provider_notice=PROVIDER_NOTICES.get(saved or ""),
+    )
 
 
 @router.post("/{env}/setup/environment", dependencies=[CsrfChecked])
@@ -111,7 +75,7 @@ def save_environment_settings(
         with web.services.writing_as(session.caller.username):
             web.services.application.set_policy(env, require_2fa is not None, groups)
     except InvalidInputError as e:
-        return _settings_page(web, request, env, session, error=e.detail, status=422)
+        return settings_page(web, request, env, session, error=e.detail, status=422)
     return redirect(f"{base(request, env)}/setup/environment", saved="1")
 
 

@@ -57,6 +57,11 @@ class Provider:
         self.control("accounts", {login: claims})
         return login
 
+    def allow_redirect_uri(self, uri: str) -> None:
+        """Register one more redirect URI for the tests' client, such as a browser
+        test's server's ``/ui/{env}/login/oidc``."""
+        self.control("redirect-uris", {"redirect_uris": [uri]})
+
     def jwks_fetches(self) -> int:
         return int(self.control("stats")["jwks_fetches"])
 

@@ -14,6 +14,8 @@
 //   POST /_control/hang       {"paths": ["/token", ...]}  never answer these paths
 //   POST /_control/id-token-ttl {"seconds": n}
 //   POST /_control/reset      no accounts, nothing hidden or hanging, the usual TTL
+//   POST /_control/redirect-uris {"redirect_uris": [...]}  also accept these for every
+//                             client (a browser test's server listens on a port of its own)
 //   GET  /_control/stats      how often the JWKS was fetched
 
 import crypto from 'node:crypto';
@@ -141,6 +143,12 @@ async function control(req, res, path) {
       idTokenTtl = 3600;
       accounts.clear();
       return answer(res, 200, {});
+    case '/_control/redirect-uris':
+      for (const client of clients) {
+        client.redirect_uris = [...new Set([...client.redirect_uris, ...(body.redirect_uris || [])])];
+      }
+      provider = build();
+      return answer(res, 200, { redirect_uris: clients.map((c) => c.redirect_uris) });
     case '/_control/stats':
       return answer(res, 200, { jwks_fetches: jwksFetches, kids: keys.map((k) => k.kid) });
     default:

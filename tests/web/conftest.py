@@ -179,7 +179,21 @@ def log_in(page: Page, env: str, username: str, password: str) -> None:
     page.goto(f"/ui/{env}/login")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("button", name="Log in", exact=True).click()
+
+
+def axe(page: Page) -> None:
+    """axe-core finds no violation of WCAG 2.2 AA (and best practice) on the page. It is
+    injected as the test's own script: use a context with ``bypass_csp=True``."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "axe.run(document, {runOnly: {type: 'tag', values: "
+        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice']}})"
+    )
+    violations = [
+        (v["id"], v["help"], [n["target"] for n in v["nodes"]]) for v in result["violations"]
+    ]
+    assert violations == [], f"{page.url}: {violations}"
 
 
 def log_out(page: Page) -> None:

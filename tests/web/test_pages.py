@@ -18,8 +18,8 @@ from playwright.sync_api import Page, expect
 from tests.web.conftest import (
     ADMIN,
     ADMIN_PASSWORD,
-    AXE,
     Server,
+    axe,
     log_in,
     log_out,
     serving,
@@ -119,30 +119,18 @@ def test_logging_in_and_registering_by_keyboard_alone(
 # ----- axe-core -----
 
 
-def _axe(page: Page) -> None:
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate(
-        "axe.run(document, {runOnly: {type: 'tag', values: "
-        "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice']}})"
-    )
-    violations = [
-        (v["id"], v["help"], [n["target"] for n in v["nodes"]]) for v in result["violations"]
-    ]
-    assert violations == [], f"{page.url}: {violations}"
-
-
 def test_axe_finds_no_violation_on_any_page(server: Server, new_context: NewContext) -> None:
     env = server.new_environment("axe")
     api_user(server, env, "bob", BOB_PASSWORD, ["finance"])
     # axe is injected as a script of the test's own: the page's CSP would refuse it.
     page = new_context(bypass_csp=True).new_page()
     page.goto("/ui/")
-    _axe(page)
+    axe(page)
     page.goto(f"/ui/{env}/login")
-    _axe(page)
+    axe(page)
     log_in(page, env, ADMIN, "a wrong password")
     expect(page.get_by_role("alert")).to_have_text("Invalid username or password")
-    _axe(page)
+    axe(page)
     log_in(page, env, ADMIN, ADMIN_PASSWORD)
     for path in (
         "/",
@@ -155,37 +143,37 @@ def test_axe_finds_no_violation_on_any_page(server: Server, new_context: NewCont
         "/account",
     ):
         page.goto(f"/ui/{env}{path}")
-        _axe(page)
+        axe(page)
     page.goto(f"/ui/{env}/investigate")
     page.get_by_label("Username").fill("bob")
     page.get_by_label("At").fill(_now())
     page.get_by_role("button", name="Show").click()
     expect(page.get_by_text("Not required to use 2FA.")).to_be_visible()
-    _axe(page)
+    axe(page)
     page.goto(f"/ui/{env}/setup/environment")
     require_2fa_for(page, env, "finance")
-    _axe(page)
+    axe(page)
     log_out(page)
-    _axe(page)
+    axe(page)
     log_in(page, env, "bob", BOB_PASSWORD)
-    _axe(page)  # Register for 2FA
+    axe(page)  # Register for 2FA
     register(page)
-    _axe(page)  # Recovery codes
+    axe(page)  # Recovery codes
     page.get_by_role("button", name="Continue").click()
     log_out(page)
     log_in(page, env, "bob", BOB_PASSWORD)
     page.get_by_label("Code", exact=True).fill("12345")
     page.get_by_role("button", name="Verify").click()
     expect(page.get_by_role("alert")).to_have_text("Invalid code")
-    _axe(page)  # 2FA, with its alert
+    axe(page)  # 2FA, with its alert
     page.get_by_role("link", name="Use a recovery code").click()
-    _axe(page)
+    axe(page)
     # The 403 page of a user without the role.
     page2 = new_context(bypass_csp=True).new_page()
     api_user(server, env, "dave", "he drives trucks", [])
     log_in(page2, env, "dave", "he drives trucks")
     page2.goto(f"/ui/{env}/audit")
-    _axe(page2)
+    axe(page2)
 
 
 def _now() -> str:
