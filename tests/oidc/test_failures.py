@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 
-from tests.http.conftest import Api, TestClient, error_of
+from tests.http.conftest import Api, TestClient, bearer, error_of
 from tests.oidc.conftest import Federation
 from tests.oidc.harness import OTHER_TENANT, REDIRECT_URI
 
@@ -165,6 +165,33 @@ def test_a_key_rotated_in_at_the_provider_is_fetched_once_and_used(
     assert rotated.status_code == 200, rotated.text
     assert after.status_code == 200
     assert provider.jwks_fetches() == fetches + 1
+
+
+def test_a_login_under_way_and_a_session_survive_the_provider_rotating_its_keys(
+    connected: Federation,
+) -> None:
+    provider = connected.provider
+    carol = provider.account("carol-sub", preferred_username="carol")
+    before = connected.login(carol)
+    assert before.status_code == 200, before.text
+    fetches = provider.jwks_fetches()
+
+    # Carol starts logging in again; the provider rolls its keys over while she is at
+    # its login screen, so her ID token comes back signed with a key aero-auth has not
+    # seen at the start of her login.
+    started = connected.start().json()
+    provider.control("rotate")
+    answer = provider.authorize(started["authorization_url"], carol)
+    finished = connected.callback(answer)
+
+    assert finished.status_code == 200, finished.text
+    assert provider.jwks_fetches() == fetches + 1
+    # The session from before the rotation is aero-auth's own: it does not depend
+    # on the provider's keys.
+    api = connected.api
+    me = api.client.get(api.url("/me"), headers=bearer(before.json()["access_token"]))
+    assert me.status_code == 200, me.text
+    assert me.json()["username"] == "carol"
 
 
 def test_an_expired_id_token_is_refused_beyond_two_minutes_of_skew(
