@@ -28,7 +28,7 @@ def _credentials() -> Iterator[ServiceCredentials]:
     with configuration_errors():
         settings = load_settings()
         check_store(settings)
-        application = build_application(settings)
+        application = build_application(settings, create_keys=False)  # never a new key
     try:
         with originating(Origin(actor="operator", ip=None, user_agent="aero-auth cli")):
             yield ServiceCredentials(application)

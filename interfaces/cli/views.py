@@ -95,12 +95,15 @@ def project() -> None:
     with configuration_errors():
         settings = load_settings()
         check_store(settings)
-        application = build_application(settings)
+        # A missing key is an error here, never a new one: a key made beside a store
+        # whose secrets and chain were made under another could read neither.
+        application = build_application(settings, create_keys=False)
+        views = build_views(settings, create_keys=False)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        problems = run_projector(application, build_views(settings), stop)
+        problems = run_projector(application, views, stop)
     finally:
         application.close()
     for problem in problems:
@@ -119,7 +122,8 @@ def rebuild(
     with configuration_errors():
         settings = load_settings()
         check_store(settings)
-        application = build_application(settings)
+        application = build_application(settings, create_keys=False)
+        views = build_views(settings, create_keys=False)
     try:
         with Progress(
             TextColumn(f"rebuilding {view.value}"),
@@ -133,7 +137,7 @@ def rebuild(
             def advance(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            position = run_rebuild(application, build_views(settings), view.value, advance)
+            position = run_rebuild(application, views, view.value, advance)
     finally:
         application.close()
     print(f"rebuilt the {view.value} view up to position {position}")

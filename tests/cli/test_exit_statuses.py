@@ -15,6 +15,7 @@ from typer.testing import CliRunner, Result
 from application.service import AeroAuth
 from interfaces.cli.exits import CONFIGURATION, FINDING, USAGE
 from interfaces.cli.main import app as cli
+from interfaces.composition import prepare_first_start
 from interfaces.settings import Settings
 from tests.conftest import DatabaseUnderTest
 
@@ -100,6 +101,7 @@ def test_a_missing_postgresql_event_store_is_refused_too() -> None:
 @pytest.fixture
 def real_store(app: AeroAuth, settings: Settings) -> dict[str, str | None]:
     """A store with environment acme and its built views, as a running service leaves it."""
+    prepare_first_start(settings)  # the keys a first start makes
     app.create_environment("acme", "Acme", "BizzStream Aero", "alice", ADMIN_PASSWORD)
     assert settings.secret_key is not None
     env: dict[str, str | None] = {
@@ -191,3 +193,26 @@ def test_version_and_help_name_the_exit_statuses() -> None:
     assert version.exit_code == 0 and version.stdout.startswith("aero-auth ")
     assert "3 configuration" in helped.stdout
     assert "Settings" in invoke(["serve", "--help"], UNSET).stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["service-credentials", "create", "--env", "acme", "--name", "billing"],
+        ["rebuild", "audit"],
+        ["project"],
+    ],
+    ids=["service-credentials", "rebuild", "project"],
+)
+def test_commands_on_a_store_never_make_a_totp_key_of_their_own(
+    args: list[str], real_store: dict[str, str | None], settings: Settings
+) -> None:
+    # The store's secrets were encrypted under the configured key; a key made now, beside
+    # them, could read none of them, and the next start would take it for the store's.
+    before = files_under(settings.data_dir)
+
+    result = invoke(args, {**real_store, "AERO_SECRET_KEY": None})
+
+    assert_one_line(result, CONFIGURATION, "no TOTP secret key at")
+    assert files_under(settings.data_dir) == before
+    assert not (settings.data_dir / "secret.key").exists()
