@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from interfaces.http import apidocs, errors
+from interfaces.http import apidocs, errors, openapi
 from interfaces.http.deps import reject_unknown_query
 from interfaces.http.middleware import RequestContextMiddleware
 from interfaces.http.observability import Metrics
@@ -32,11 +32,48 @@ if TYPE_CHECKING:
 DESCRIPTION = """\
 Two-factor authentication (TOTP authenticator apps) for Aero environments.
 
-Tokens: the **operator token** only creates environments; a **login token**
-(from the password step) only takes the second step of its own login; an
-**access token** (from a completed login) carries the user, the environment
-and the roles. Errors are `{"error": code, "detail": text}`.
+**Tokens** (`Authorization: Bearer <token>`): the **operator token** only creates
+environments; a **login token** (from the password step) only takes the second step
+of its own login; an **access token** (from a completed login) carries the user, the
+environment and the roles, which are checked against the user's current roles. Any
+other token, or one expired, forged or reused: 401 `invalid_token`.
+
+**Errors** are `{"error": code, "detail": text}`. Each endpoint lists, per status,
+the codes it may answer as an enum of `error`, with an example of each; a request
+that does not fit the schema is a 422 `invalid_request` whose `detail` lists the
+problems. Request bodies and query strings are strict: an unknown field or
+parameter is a 422.
+
+**Conventions**: timestamps are RFC 3339 (the service writes UTC with `Z`); lists
+take `limit` and `cursor` and answer `next_cursor` (null on the last page);
+`?at=<timestamp>` answers the state after every change at or before that instant.
+Every answer carries `X-Request-ID`; those under `/v1` carry `Cache-Control:
+no-store`. The client's IP and `User-Agent` are recorded on every event a request
+causes.
 """
+
+TAGS: list[dict[str, Any]] = [
+    {"name": "environments", "description": "Created by the operator, each with its admin."},
+    {"name": "policy", "description": 'The "Require 2FA" checkbox and its groups.'},
+    {"name": "users", "description": "Users of an environment, managed by its admins."},
+    {
+        "name": "login",
+        "description": "The password step (or the identity provider's), then a code, a "
+        "recovery code or registering an authenticator.",
+    },
+    {"name": "me", "description": "The caller's own account."},
+    {"name": "audit", "description": "The audit log, for auditors."},
+    {
+        "name": "introspection",
+        "description": "Whether an access token is still good (RFC 7662), for services.",
+    },
+    {
+        "name": "identity provider",
+        "description": "An OpenID Connect provider (such as Microsoft Entra ID) and the "
+        "users linked to it.",
+    },
+    {"name": "operations", "description": "Probes, metrics and the token signing keys."},
+]
 
 
 def create_app(wire: Callable[[], Container], *, max_request_bytes: int) -> FastAPI:
@@ -68,6 +105,7 @@ def create_app(wire: Callable[[], Container], *, max_request_bytes: int) -> Fast
         title="aero-auth",
         version="1",
         description=DESCRIPTION,
+        openapi_tags=TAGS,
         lifespan=lifespan,
         dependencies=[Depends(reject_unknown_query)],
         docs_url=None,
@@ -86,6 +124,7 @@ def create_app(wire: Callable[[], Container], *, max_request_bytes: int) -> Fast
         app.include_router(module.router)
     for router in identity_provider.routers:
         app.include_router(router)
+    openapi.install(app)
     # The web UI: the same services, pages under /ui/{env}/.
     ui = create_web_ui(lambda: app.state.services)
     app.mount("/ui", ui)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -32,11 +32,33 @@ from projections.api import ReadModelQueries
 async def get_services(request: Request) -> Services:
     services: Services | None = getattr(request.app.state, "services", None)
     if services is None:
-        raise ApiError(503, "starting", "the service is starting")
+        raise ApiError("starting", "the service is starting")
     return services
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+# ----- path and paging parameters, described once -----
+
+Env = Annotated[
+    str, Path(description="the environment's slug, as created", examples=["acme"])
+]
+Username = Annotated[
+    str,
+    Path(
+        description="the user's name, compared case-insensitively (NFC, then casefold)",
+        examples=["bob"],
+    ),
+]
+Limit = Annotated[int, Query(ge=1, le=1000, description="at most this many entries per page")]
+Cursor = Annotated[
+    str | None,
+    Query(
+        max_length=1024,
+        description="`next_cursor` of the previous page, to get the next one with the same "
+        "filters; leave it out for the first page",
+    ),
+]
 
 
 async def get_read_models(services: ServicesDep) -> ReadModelQueries:
@@ -106,7 +128,7 @@ class Caller:
 
 
 def current_caller(
-    env: str,
+    env: Env,
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_access_scheme)],
 ) -> Caller:
@@ -142,7 +164,7 @@ def _login_session(step: str) -> Callable[..., Awaitable[LoginClaims]]:
     that its challenge is still the user's latest, which makes it single use."""
 
     async def check(
-        env: str,
+        env: Env,
         services: ServicesDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_login_scheme)],
     ) -> LoginClaims:

@@ -1,4 +1,5 @@
-"""One error shape, ``{"error": code, "detail": text}``, with the status API.md gives each code."""
+"""One error shape, ``{"error": code, "detail": text}``, with the status that
+error_codes.CODES gives each code."""
 
 from __future__ import annotations
 
@@ -16,35 +17,10 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from domain.errors import (
-    AeroError,
-    ConflictError,
-    EnvironmentExistsError,
-    EnvironmentNotFoundError,
-    GroupsManagedByProviderError,
-    IdentityInUseError,
-    IdentityProviderNotFoundError,
-    IdentityProviderUnavailableError,
-    InvalidChallengeError,
-    InvalidCodeError,
-    InvalidCredentialsError,
-    InvalidIdentityProviderError,
-    InvalidInputError,
-    InvalidOidcResponseError,
-    InvalidRedirectUriError,
-    InvalidTimestampError,
-    PasswordLoginDisabledError,
-    TooManyAttemptsError,
-    TwoFactorDisabledError,
-    TwoFactorNotRegisteredError,
-    UserExistsError,
-    UserNotFoundError,
-    UserNotProvisionedError,
-    WeakPasswordError,
-)
+from domain.errors import AeroError, ConflictError, InvalidChallengeError, TooManyAttemptsError
+from interfaces.http.error_codes import CODES, status_of_code
 from interfaces.http.observability import escape, logger
 from projections.api import InvalidCursorError
 
@@ -52,112 +28,56 @@ from projections.api import InvalidCursorError
 _BEARER = 'Bearer realm="aero-auth"'
 _BEARER_INVALID = 'Bearer realm="aero-auth", error="invalid_token"'
 
-STATUS: dict[type[AeroError], int] = {
-    InvalidInputError: 422,
-    InvalidTimestampError: 422,
-    WeakPasswordError: 422,
-    EnvironmentNotFoundError: 404,
-    UserNotFoundError: 404,
-    EnvironmentExistsError: 409,
-    UserExistsError: 409,
-    InvalidCredentialsError: 401,
-    InvalidChallengeError: 401,
-    InvalidCodeError: 401,
-    TooManyAttemptsError: 429,
-    TwoFactorDisabledError: 403,
-    # Recovery codes back up an authenticator; without one there is nothing to back up.
-    TwoFactorNotRegisteredError: 409,
-    ConflictError: 409,
-    # The identity provider (OpenID Connect).
-    IdentityProviderNotFoundError: 404,
-    InvalidIdentityProviderError: 422,
-    InvalidRedirectUriError: 422,
-    IdentityProviderUnavailableError: 502,
-    InvalidOidcResponseError: 401,
-    UserNotProvisionedError: 403,
-    PasswordLoginDisabledError: 403,
-    GroupsManagedByProviderError: 409,
-    IdentityInUseError: 409,
-}
-
+# Starlette's own refusals (no route, another method, ...): their codes by status.
 _HTTP_CODES = {
-    401: "invalid_token",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-}
-
-
-# The ``responses=`` OpenAPI documentation of a route.
-Responses = dict[int | str, dict[str, Any]]
-
-
-class ErrorBody(BaseModel):
-    """Every error except request validation (422 keeps FastAPI's ``detail`` list)."""
-
-    error: str
-    detail: str
-
-
-class ValidationErrorBody(BaseModel):
-    """A request that does not fit the schema: FastAPI's ``detail`` list."""
-
-    error: str
-    detail: list[dict[str, Any]]
-
-
-def invalid(description: str) -> dict[str, Any]:
-    """A 422 as documented: a domain rule's ErrorBody or the schema's ValidationErrorBody."""
-    return {"model": ErrorBody | ValidationErrorBody, "description": description}
-
-
-# Every /v1 route: the body may be too large or not fit.
-COMMON: Responses = {
-    413: {"model": ErrorBody, "description": "payload_too_large"},
-    422: invalid("invalid_request, invalid_input"),
+    CODES[code].status: code
+    for code in (
+        "invalid_token",
+        "forbidden",
+        "not_found",
+        "method_not_allowed",
+        "payload_too_large",
+        "unsupported_media_type",
+    )
 }
 
 
 class ApiError(Exception):
-    """An error the HTTP layer itself decides: wrong token, missing role, no read models."""
+    """An error the HTTP layer itself decides: wrong token, missing role, no read models.
+    Its status is the code's, from the one table (error_codes.CODES)."""
 
-    def __init__(
-        self, status: int, code: str, detail: str, headers: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, code: str, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
-        self.status = status
+        self.status = status_of_code(code)
         self.code = code
         self.detail = detail
         self.headers = headers
 
 
 def invalid_token(detail: str = "the token is not accepted here") -> ApiError:
-    return ApiError(401, "invalid_token", detail, {"WWW-Authenticate": _BEARER_INVALID})
+    return ApiError("invalid_token", detail, {"WWW-Authenticate": _BEARER_INVALID})
 
 
 def forbidden(detail: str) -> ApiError:
-    return ApiError(403, "forbidden", detail)
+    return ApiError("forbidden", detail)
 
 
 def read_models_unavailable() -> ApiError:
     return ApiError(
-        503, "read_models_unavailable", "this process runs without read models; try again later"
+        "read_models_unavailable", "this process runs without read models; try again later"
     )
 
 
 def status_of(error: AeroError) -> int:
-    for cls in type(error).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 400
+    """The status of a domain error, by its code."""
+    return status_of_code(error.code)
 
 
-def error_response(
-    status: int, code: str, detail: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+def error_response(code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """``{"error": code, "detail": detail}`` with the code's status."""
+    return JSONResponse(
+        {"error": code, "detail": detail}, status_code=status_of_code(code), headers=headers
+    )
 
 
 def _aero_error(request: Request, exc: Exception) -> JSONResponse:
@@ -170,12 +90,12 @@ def _aero_error(request: Request, exc: Exception) -> JSONResponse:
         headers["WWW-Authenticate"] = (
             _BEARER_INVALID if isinstance(exc, InvalidChallengeError) else _BEARER
         )
-    return error_response(status, exc.code, exc.detail, headers)
+    return error_response(exc.code, exc.detail, headers)
 
 
 def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.detail, exc.headers)
+    return error_response(exc.code, exc.detail, exc.headers)
 
 
 def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -183,10 +103,12 @@ def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 400:
         # FastAPI's answer to a body that is not UTF-8 at all; a body that is
         # not JSON is already a 422, and API.md keeps malformed input at 422.
-        return error_response(422, "invalid_request", "the body is not UTF-8 JSON")
+        return error_response("invalid_request", "the body is not UTF-8 JSON")
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     detail = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-    return error_response(exc.status_code, code, detail, dict(exc.headers or {}))
+    return JSONResponse(
+        {"error": code, "detail": detail}, exc.status_code, dict(exc.headers or {})
+    )
 
 
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -197,12 +119,13 @@ def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         {key: value for key, value in error.items() if key != "input"} for error in exc.errors()
     ]
     return JSONResponse(
-        {"error": "invalid_request", "detail": jsonable_encoder(errors)}, status_code=422
+        {"error": "invalid_request", "detail": jsonable_encoder(errors)},
+        status_code=status_of_code("invalid_request"),
     )
 
 
 def _invalid_cursor(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(422, "invalid_cursor", "the cursor is not one this service issued")
+    return error_response("invalid_cursor", "the cursor is not one this service issued")
 
 
 # The store's operational failures: the database went away, is full, locked, or
@@ -244,7 +167,6 @@ def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
         escape(str(exc).splitlines()[0] if str(exc) else ""),
     )
     return error_response(
-        503,
         "store_unavailable",
         "the event store is unavailable; try again shortly",
         {"Retry-After": str(STORE_RETRY_AFTER_SECONDS)},
@@ -260,7 +182,7 @@ def _record_conflict(request: Request, exc: Exception) -> JSONResponse:
         type(exc).__name__,
     )
     return error_response(
-        409, "conflict", "the record was changed concurrently; try again", {"Retry-After": "1"}
+        "conflict", "the record was changed concurrently; try again", {"Retry-After": "1"}
     )
 
 
@@ -274,7 +196,7 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         escape(request.url.path),
         exc_info=exc,
     )
-    return error_response(500, "internal_error", "the server failed to handle the request")
+    return error_response("internal_error", "the server failed to handle the request")
 
 
 def install(app: FastAPI) -> None:

@@ -108,7 +108,6 @@ class RequestContextMiddleware:
 
     def _too_large(self) -> ASGIApp:
         return error_response(
-            413,
             "payload_too_large",
             f"request bodies are limited to {self.max_request_bytes} bytes",
         )

@@ -48,8 +48,10 @@ class AdminAccount(RequestBody):
 
 
 class CreateEnvironmentRequest(RequestBody):
-    slug: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
-    display_name: Text = Field(description="1-128 characters")
+    slug: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")] = Field(
+        description="the environment's name in paths (`/v1/environments/{env}`); never changes"
+    )
+    display_name: Text = Field(description="the name people read; 1-128 characters")
     issuer: Text = Field(
         description="the name the authenticator app shows; 1-64 characters, no ':'"
     )
@@ -57,9 +59,9 @@ class CreateEnvironmentRequest(RequestBody):
 
 
 class EnvironmentView(BaseModel):
-    slug: str
-    display_name: str
-    issuer: str
+    slug: str = Field(description="the environment's name in paths")
+    display_name: str = Field(description="the name people read")
+    issuer: str = Field(description="the name the authenticator app shows")
 
     @classmethod
     def of(cls, environment: Environment) -> EnvironmentView:
@@ -82,8 +84,11 @@ class SetPolicyRequest(RequestBody):
 
 
 class PolicyView(BaseModel):
-    require_2fa: bool
-    groups: list[str]
+    require_2fa: bool = Field(description='the "Require 2FA" checkbox')
+    groups: list[str] = Field(
+        description='"Require 2FA for groups", sorted: empty means every user when '
+        "require_2fa is set"
+    )
 
     @classmethod
     def of(cls, environment: Environment) -> PolicyView:
@@ -96,20 +101,29 @@ class PolicyView(BaseModel):
 class CreateUserRequest(RequestBody):
     username: Text = Field(description="1-64 characters, no control characters, no ':'")
     password: Text = Field(description="8-128 characters, not common, not the username")
-    groups: list[Group] = Field(default_factory=list)
-    roles: list[Role] = Field(default_factory=list)
+    groups: list[Group] = Field(
+        default_factory=list,
+        description="groups of 1-64 characters each, case-sensitive; they decide whether the "
+        "policy requires 2FA",
+    )
+    roles: list[Role] = Field(
+        default_factory=list,
+        description="admin (manages users and the policy), auditor (reads the audit log)",
+    )
 
 
 class ChangeGroupsRequest(RequestBody):
-    groups: list[Group]
+    groups: list[Group] = Field(
+        description="the user's groups from now on (1-64 characters each, case-sensitive)"
+    )
 
 
 class ChangeRolesRequest(RequestBody):
-    roles: list[Role]
+    roles: list[Role] = Field(description="the user's roles from now on: admin, auditor")
 
 
 class SetPasswordRequest(RequestBody):
-    password: Text
+    password: Text = Field(description="8-128 characters, not common, not the username")
 
 
 class ResetTwoFactorRequest(RequestBody):
@@ -129,15 +143,15 @@ class TwoFactorView(BaseModel):
 
 
 class IdentityView(BaseModel):
-    issuer: str
+    issuer: str = Field(description="the identity provider's issuer")
     subject: str = Field(description="the provider's sub for this user")
 
 
 class UserView(BaseModel):
-    username: str
-    groups: list[str]
-    roles: list[str]
-    two_factor: TwoFactorView
+    username: str = Field(description="as created (compared case-insensitively)")
+    groups: list[str] = Field(description="sorted, without duplicates")
+    roles: list[str] = Field(description="a subset of admin and auditor, sorted")
+    two_factor: TwoFactorView = Field(description="the user's two-factor state")
     identity: IdentityView | None = Field(
         default=None,
         description="the identity provider's (issuer, subject) this user is linked to, "
@@ -181,16 +195,18 @@ class UserView(BaseModel):
 
 
 class UserList(BaseModel):
-    users: list[UserView]
-    next_cursor: str | None
+    users: list[UserView] = Field(description="this page's users, ordered by username")
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null on the last page"
+    )
 
 
 # ----- login -----
 
 
 class LoginRequest(RequestBody):
-    username: Text
-    password: Text
+    username: Text = Field(description="compared case-insensitively")
+    password: Text = Field(description="the user's password")
 
 
 class CodeRequest(RequestBody):
@@ -204,7 +220,10 @@ class RecoveryCodeRequest(RequestBody):
 
 
 class LoginStepView(BaseModel):
-    status: LoginStatus
+    status: LoginStatus = Field(
+        description="authenticated: done; two_factor_required: send a code next; "
+        "two_factor_registration_required: register an authenticator next"
+    )
     access_token: str | None = Field(default=None, description="when status is authenticated")
     login_token: str | None = Field(
         default=None, description="for the second step, when status is not authenticated"
@@ -219,9 +238,11 @@ class RegistrationView(BaseModel):
 
 
 class AuthenticatedView(BaseModel):
-    status: Literal["authenticated"] = "authenticated"
-    access_token: str
-    expires_in: int
+    status: Literal["authenticated"] = Field(
+        default="authenticated", description="the login is complete"
+    )
+    access_token: str = Field(description="the access token (a JWT) for the other endpoints")
+    expires_in: int = Field(description="seconds until the access token expires")
     recovery_codes: list[str] | None = Field(
         default=None, description="ten codes, shown once, after a registration only"
     )
@@ -231,27 +252,34 @@ class AuthenticatedView(BaseModel):
 
 
 class ChangeOwnPasswordRequest(RequestBody):
-    current_password: Text
-    new_password: Text
+    current_password: Text = Field(description="the password now, as proof")
+    new_password: Text = Field(description="8-128 characters, not common, not the username")
 
 
 class RecoveryCodesView(BaseModel):
-    recovery_codes: list[str]
+    recovery_codes: list[str] = Field(
+        description="ten codes of 16 hex digits (xxxx-xxxx-xxxx-xxxx), shown once"
+    )
 
 
 # ----- audit -----
 
 
 class AuditEntryView(BaseModel):
-    position: int
-    occurred_at: Timestamp
-    type: str
-    username: str | None
-    actor: str | None
-    outcome: Literal["success", "failure"]
-    ip: str | None
-    user_agent: str | None
-    details: dict[str, Any]
+    position: int = Field(description="the event's position in the store; orders the log")
+    occurred_at: Timestamp = Field(description="when it happened (RFC 3339, UTC)")
+    type: str = Field(description="what happened, e.g. two_factor_failed")
+    username: str | None = Field(description="the user it happened to; null for the environment")
+    actor: str | None = Field(
+        description="who caused it: the admin for a reset, the user for a login, operator, "
+        "identity-provider"
+    )
+    outcome: Literal["success", "failure"] = Field(description="success or failure")
+    ip: str | None = Field(description="the client's IP address, when a request caused it")
+    user_agent: str | None = Field(description="the client's User-Agent, when it sent one")
+    details: dict[str, Any] = Field(
+        description="what the type records (never a password, code, secret or token)"
+    )
 
     @classmethod
     def of(cls, entry: AuditEntry) -> AuditEntryView:
@@ -269,22 +297,45 @@ class AuditEntryView(BaseModel):
 
 
 class AuditPage(BaseModel):
-    entries: list[AuditEntryView]
-    next_cursor: str | None
+    entries: list[AuditEntryView] = Field(description="this page's entries, oldest first")
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null on the last page"
+    )
 
 
 class UserHistory(BaseModel):
-    entries: list[AuditEntryView]
+    entries: list[AuditEntryView] = Field(description="the user's entries, oldest first")
 
 
 # ----- operations -----
 
 
 class HealthView(BaseModel):
-    status: str
+    status: str = Field(description='"ok" (/healthz) or "ready" (/readyz)')
 
 
 class NotReadyView(BaseModel):
-    error: Literal["not_ready"] = "not_ready"
-    detail: str
-    problems: list[str]
+    error: Literal["not_ready"] = Field(
+        default="not_ready",
+        description="what went wrong, for programs: not_ready",
+        json_schema_extra={"enum": ["not_ready"]},
+    )
+    detail: str = Field(description="the problems, in one sentence")
+    problems: list[str] = Field(description="each reason the service is not ready")
+
+
+class JsonWebKey(BaseModel):
+    """An Ed25519 public key (RFC 8037)."""
+
+    kty: str = Field(description='"OKP"')
+    crv: str = Field(description='"Ed25519"')
+    x: str = Field(description="the public key, base64url")
+    kid: str = Field(description="the key's id: its RFC 7638 thumbprint, in tokens' headers")
+    alg: str = Field(description='"EdDSA"')
+    use: str = Field(description='"sig"')
+
+
+class JsonWebKeySet(BaseModel):
+    keys: list[JsonWebKey] = Field(
+        description="the current signing key, then the previous one while its tokens may live"
+    )

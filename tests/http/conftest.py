@@ -39,6 +39,7 @@ from projections.api import (
     ViewStatus,
 )
 from tests.conftest import DatabaseUnderTest
+from tests.http.documented import ErrorConformance
 
 # Re-exported: the HTTP tests import these from here.
 from tests.support import ADMIN as ADMIN
@@ -196,7 +197,10 @@ def app_factory(settings: Settings, clock: FixedClock) -> Iterator[Callable[...,
 
     def start(settings_: Settings | None = None, **kwargs: Any) -> TestClient:
         kwargs.setdefault("clock", clock)
-        client = TestClient(http_app(settings_ or settings, **kwargs))
+        app = http_app(settings_ or settings, **kwargs)
+        client = TestClient(app)
+        # Every error a test meets must be one /openapi.json lists for that operation.
+        client.event_hooks["response"].append(ErrorConformance(app.openapi()))
         client.__enter__()
         clients.append(client)
         return client

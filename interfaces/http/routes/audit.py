@@ -11,23 +11,27 @@ from fastapi.responses import StreamingResponse
 from domain.errors import InvalidInputError
 from domain.instants import parse_rfc3339
 from domain.rules import has_control_characters
-from interfaces.http.deps import AuditorUser, ReadModelsDep, ServicesDep
-from interfaces.http.errors import COMMON, ErrorBody
+from interfaces.http import examples
+from interfaces.http.deps import (
+    AuditorUser,
+    Cursor,
+    Env,
+    Limit,
+    ReadModelsDep,
+    ServicesDep,
+    Username,
+)
+from interfaces.http.openapi import ROLE, answers, text
 from interfaces.http.schemas import AuditEntryView, AuditPage, UserHistory
 from interfaces.http.streaming import in_one_thread
 from projections.api import AuditQuery
 from projections.export import csv_lines, jsonl_lines
 
-router = APIRouter(
-    prefix="/v1/environments/{env}",
-    tags=["audit"],
-    responses={
-        **COMMON,
-        401: {"model": ErrorBody, "description": "invalid_token"},
-        403: {"model": ErrorBody, "description": "forbidden: the role auditor is missing"},
-        503: {"model": ErrorBody, "description": "read_models_unavailable"},
-    },
-)
+router = APIRouter(prefix="/v1/environments/{env}", tags=["audit"])
+
+# Every audit read: from the read models, with filters that may be refused.
+_READ = (*ROLE, "read_models_unavailable")
+_FILTERED = (*_READ, "invalid_timestamp", "invalid_input")
 
 
 def _plain(value: str | None, name: str) -> str | None:
@@ -37,14 +41,26 @@ def _plain(value: str | None, name: str) -> str | None:
 
 
 async def audit_filters(
-    env: str,
-    username: Annotated[str | None, Query(max_length=64)] = None,
-    type: Annotated[
-        list[str] | None, Query(description="an event type; may repeat", max_length=64)
+    env: Env,
+    username: Annotated[
+        str | None,
+        Query(max_length=64, description="only entries about this user (as created)"),
     ] = None,
-    outcome: Literal["success", "failure"] | None = None,
-    since: Annotated[str | None, Query(description="RFC 3339, inclusive")] = None,
-    until: Annotated[str | None, Query(description="RFC 3339, exclusive")] = None,
+    type: Annotated[
+        list[str] | None,
+        Query(description="only entries of this type; may repeat", max_length=64),
+    ] = None,
+    outcome: Annotated[
+        Literal["success", "failure"] | None, Query(description="only successes or failures")
+    ] = None,
+    since: Annotated[
+        str | None,
+        Query(description="RFC 3339; entries at or after it", examples=["2026-11-28T00:00:00Z"]),
+    ] = None,
+    until: Annotated[
+        str | None,
+        Query(description="RFC 3339; entries before it", examples=["2026-11-29T00:00:00Z"]),
+    ] = None,
 ) -> AuditQuery:
     for value in type or ():
         _plain(value, "type")
@@ -61,41 +77,61 @@ async def audit_filters(
 AuditFilters = Annotated[AuditQuery, Depends(audit_filters)]
 
 
-@router.get("/audit")
+@router.get("/audit", responses=answers(200, examples.AUDIT_PAGE, *_FILTERED, "invalid_cursor"))
 def audit(
-    env: str,
+    env: Env,
     auditor: AuditorUser,
     read_models: ReadModelsDep,
     query: AuditFilters,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> AuditPage:
-    """The audit log, oldest first, a page at a time. Filters combine with AND; `type`
-    may repeat; `since` is inclusive, `until` exclusive."""
+    """The audit log (role auditor), oldest first, a page at a time. Filters combine with
+    AND; `type` may repeat; `since` is inclusive, `until` exclusive."""
     page = read_models.audit(query, limit, _plain(cursor, "cursor"))
     return AuditPage(
         entries=[AuditEntryView.of(entry) for entry in page.items], next_cursor=page.next_cursor
     )
 
 
+_FILE = "the file's name: `audit-{env}.{format}`"
+
+
 @router.get(
     "/audit/export",
     response_class=StreamingResponse,
-    responses={
-        200: {
-            "content": {"text/csv": {}, "application/x-ndjson": {}},
-            "description": "the whole filtered log, oldest first",
-        }
-    },
+    responses=answers(
+        200,
+        None,
+        *_FILTERED,
+        description="the whole filtered log, oldest first",
+        content={
+            **text(
+                "text/csv",
+                examples.AUDIT_CSV,
+                "format=csv: a header line, then one line per entry",
+                "CSV (RFC 4180), UTF-8; `details` as a JSON object",
+            ),
+            **text(
+                "application/x-ndjson",
+                examples.AUDIT_JSONL,
+                "format=jsonl: one AuditEntry per line",
+                "JSON Lines: one AuditEntry object per line",
+            ),
+        },
+        headers={"Content-Disposition": f"`attachment`, with {_FILE}"},
+    ),
 )
 def export_audit(
-    env: str,
+    env: Env,
     auditor: AuditorUser,
     read_models: ReadModelsDep,
     query: AuditFilters,
-    format: Literal["csv", "jsonl"] = "csv",
+    format: Annotated[
+        Literal["csv", "jsonl"], Query(description="CSV (text/csv) or JSON Lines")
+    ] = "csv",
 ) -> StreamingResponse:
-    """The whole filtered audit log, streamed as CSV or JSON Lines."""
+    """The whole filtered audit log (role auditor), streamed as CSV or JSON Lines."""
     lines = csv_lines if format == "csv" else jsonl_lines
 
     def produce() -> Iterator[bytes]:
@@ -110,12 +146,16 @@ def export_audit(
 
 @router.get(
     "/users/{username}/history",
-    responses={404: {"model": ErrorBody, "description": "user_not_found"}},
+    responses=answers(200, examples.HISTORY, *_READ, "user_not_found"),
 )
 def user_history(
-    env: str, username: str, auditor: AuditorUser, read_models: ReadModelsDep, services: ServicesDep
+    env: Env,
+    username: Username,
+    auditor: AuditorUser,
+    read_models: ReadModelsDep,
+    services: ServicesDep,
 ) -> UserHistory:
-    """Everything that happened to one user, oldest first."""
+    """Everything that happened to one user (role auditor), oldest first."""
     user = services.application.user(env, username)
     return UserHistory(
         entries=[AuditEntryView.of(entry) for entry in read_models.history(env, user.username)]

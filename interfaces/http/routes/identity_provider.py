@@ -12,19 +12,11 @@ from application.login import LoginStep
 from domain.credential import UserCredential
 from domain.errors import AeroError, IdentityProviderNotFoundError
 from domain.identity import IdentityProvider, ProviderSettings
-from interfaces.http.deps import AdminUser, AtInstant, CurrentUser, ServicesDep
-from interfaces.http.errors import COMMON, ErrorBody, Responses, invalid
+from interfaces.http import examples
+from interfaces.http.deps import AdminUser, AtInstant, CurrentUser, Env, ServicesDep, Username
+from interfaces.http.openapi import READS_REFLECT_WRITE, ROLE, SERVED, answers, request
 from interfaces.http.schemas import LoginStepView, RequestBody, Text, UserView
 from interfaces.http.services import Services
-
-_NOT_CONNECTED: Responses = {
-    404: {"model": ErrorBody, "description": "identity_provider_not_found"}
-}
-_ADMIN: Responses = {
-    **COMMON,
-    401: {"model": ErrorBody, "description": "invalid_token"},
-    403: {"model": ErrorBody, "description": "forbidden: a role is missing"},
-}
 
 PasswordLogin = Literal["all", "admins", "none"]
 Provisioning = Literal["auto", "none"]
@@ -45,7 +37,9 @@ class SetIdentityProviderRequest(RequestBody):
         description="required on the first PUT; omit it later to keep the stored one. "
         "Stored encrypted, never shown again",
     )
-    display_name: Text = "Microsoft"
+    display_name: Text = Field(
+        default="Microsoft", description="the provider's name on the login page's button"
+    )
     redirect_uris: Annotated[list[Text], Field(min_length=1)] = Field(
         description="where the provider may send the browser back with the code"
     )
@@ -56,7 +50,10 @@ class SetIdentityProviderRequest(RequestBody):
     provisioning: Provisioning = Field(
         default="auto", description="auto: a first login creates the user; none: admins link"
     )
-    username_claim: Text = "preferred_username"
+    username_claim: Text = Field(
+        default="preferred_username",
+        description="the ID token's claim that names a user whom provisioning creates",
+    )
     groups_claim: Text | None = Field(
         default=None, description="when set, every login sets the user's groups to this claim"
     )
@@ -70,16 +67,27 @@ class SetIdentityProviderRequest(RequestBody):
 class IdentityProviderView(BaseModel):
     """The connected provider; the client secret is never shown."""
 
-    issuer: str
-    client_id: str
-    client_secret_set: bool
-    display_name: str
-    redirect_uris: list[str]
-    password_login: PasswordLogin
-    provisioning: Provisioning
-    username_claim: str
-    groups_claim: str | None
-    two_factor: TwoFactorMode
+    issuer: str = Field(description="the provider's issuer, as its discovery document names it")
+    client_id: str = Field(description="the application (client) id of the app registration")
+    client_secret_set: bool = Field(description="a client secret is stored (never shown)")
+    display_name: str = Field(description="the provider's name on the login page's button")
+    redirect_uris: list[str] = Field(
+        description="where the provider may send the browser back, sorted"
+    )
+    password_login: PasswordLogin = Field(
+        description="who may still log in with a local password: all, admins or none"
+    )
+    provisioning: Provisioning = Field(
+        description="auto: a first login creates the user; none: admins link users"
+    )
+    username_claim: str = Field(description="the claim that names a provisioned user")
+    groups_claim: str | None = Field(
+        description="the claim whose strings become the user's groups at every login; "
+        "null: aero-auth's admins manage groups"
+    )
+    two_factor: TwoFactorMode = Field(
+        description="how a required 2FA is met on a federated login: aero, provider or amr"
+    )
 
     @classmethod
     def of(cls, provider: IdentityProvider) -> IdentityProviderView:
@@ -108,15 +116,21 @@ class StartFederatedLoginRequest(RequestBody):
 class FederatedLoginView(BaseModel):
     authorization_url: str = Field(description="send the browser here")
     state: str = Field(description="comes back with the code; good once, for 10 minutes")
-    expires_in: int
+    expires_in: int = Field(description="seconds until the state expires")
 
 
 class FederatedCallbackRequest(RequestBody):
-    state: Text
-    code: Text | None = Field(default=None, description="the authorization code")
+    state: Text = Field(description="the state the provider sent back")
+    code: Text | None = Field(
+        default=None, description="the authorization code the provider sent back"
+    )
     iss: Text | None = Field(default=None, description="RFC 9207: must equal the issuer")
-    error: Text | None = Field(default=None, description="the provider refused the login")
-    error_description: Text | None = None
+    error: Text | None = Field(
+        default=None, description="the provider's error code, when it refused the login"
+    )
+    error_description: Text | None = Field(
+        default=None, description="the provider's text for its error"
+    )
 
 
 # ----- the interface function a web page's redirect target calls too -----
@@ -156,24 +170,29 @@ def complete_federated_login(
 # ----- the provider (admin) -----
 
 provider_router = APIRouter(
-    prefix="/v1/environments/{env}/identity-provider",
-    tags=["identity provider"],
-    responses=_ADMIN,
+    prefix="/v1/environments/{env}/identity-provider", tags=["identity provider"]
 )
 
 
 @provider_router.put(
     "",
-    responses={
-        422: invalid("invalid_input, or invalid_identity_provider: no discovery document"),
-        502: {"model": ErrorBody, "description": "identity_provider_unavailable"},
-    },
+    responses=answers(
+        200,
+        examples.IDENTITY_PROVIDER,
+        *ROLE,
+        "invalid_input",
+        "invalid_identity_provider",
+        "identity_provider_unavailable",
+        "conflict",
+        headers=READS_REFLECT_WRITE,
+    ),
+    openapi_extra=request(examples.SET_IDENTITY_PROVIDER),
 )
 def set_identity_provider(
-    env: str, body: SetIdentityProviderRequest, admin: AdminUser, services: ServicesDep
+    env: Env, body: SetIdentityProviderRequest, admin: AdminUser, services: ServicesDep
 ) -> IdentityProviderView:
     """Connect the environment's OpenID Connect provider (such as its Microsoft Entra
-    tenant), or change it.
+    tenant), or change it (role admin).
 
     The issuer's discovery document is read first (5 s time-out): nothing is stored
     unless it names this very issuer and its endpoints. The client secret is stored
@@ -195,9 +214,19 @@ def set_identity_provider(
     return IdentityProviderView.of(provider)
 
 
-@provider_router.get("", responses={**_NOT_CONNECTED, 422: invalid("invalid_timestamp")})
+@provider_router.get(
+    "",
+    responses=answers(
+        200,
+        examples.IDENTITY_PROVIDER,
+        *ROLE,
+        "identity_provider_not_found",
+        "environment_not_found",
+        "invalid_timestamp",
+    ),
+)
 def get_identity_provider(
-    env: str, caller: CurrentUser, at: AtInstant, services: ServicesDep
+    env: Env, caller: CurrentUser, at: AtInstant, services: ServicesDep
 ) -> IdentityProviderView:
     """The connected provider (role admin); with `?at=` (admin or auditor), the one
     connected at that instant: 404 when the environment had none then."""
@@ -211,9 +240,21 @@ def get_identity_provider(
     return IdentityProviderView.of(provider)
 
 
-@provider_router.delete("", status_code=204, response_class=Response, responses=_NOT_CONNECTED)
-def delete_identity_provider(env: str, admin: AdminUser, services: ServicesDep) -> Response:
-    """Disconnect the provider. Linked users keep their accounts and links, pending
+@provider_router.delete(
+    "",
+    status_code=204,
+    response_class=Response,
+    responses=answers(
+        204,
+        None,
+        *ROLE,
+        "identity_provider_not_found",
+        description="disconnected",
+        headers=READS_REFLECT_WRITE,
+    ),
+)
+def delete_identity_provider(env: Env, admin: AdminUser, services: ServicesDep) -> Response:
+    """Disconnect the provider (role admin). Linked users keep their accounts and links, pending
     logins through the provider end, and password login is open to all again."""
     with services.writing_as(admin.username):
         services.identity.disconnect(env)
@@ -223,33 +264,51 @@ def delete_identity_provider(env: str, admin: AdminUser, services: ServicesDep) 
 # ----- links (admin) -----
 
 identity_router = APIRouter(
-    prefix="/v1/environments/{env}/users/{username}/identity",
-    tags=["identity provider"],
-    responses={
-        **_ADMIN,
-        404: {"model": ErrorBody, "description": "user_not_found, identity_provider_not_found"},
-    },
+    prefix="/v1/environments/{env}/users/{username}/identity", tags=["identity provider"]
 )
+
+# A link's change: the provider or the user may be missing; retried on conflicts.
+_LINK = (*ROLE, "identity_provider_not_found", "user_not_found", "conflict")
 
 
 def _view(services: Services, env: str, user: UserCredential) -> UserView:
     return UserView.of(user, services.application.environment(env), services.clock.now())
 
 
-@identity_router.put("", responses={409: {"model": ErrorBody, "description": "identity_in_use"}})
+@identity_router.put(
+    "",
+    responses=answers(
+        200,
+        examples.IDENTITY_LINKED,
+        *_LINK,
+        "invalid_input",
+        "identity_in_use",
+        headers=READS_REFLECT_WRITE,
+    ),
+    openapi_extra=request(examples.LINK_IDENTITY),
+)
 def link_identity(
-    env: str, username: str, body: LinkIdentityRequest, admin: AdminUser, services: ServicesDep
+    env: Env,
+    username: Username,
+    body: LinkIdentityRequest,
+    admin: AdminUser,
+    services: ServicesDep,
 ) -> UserView:
-    """Link the user to the provider's subject (`sub`): logins as that subject are
-    this user's. Never by email or name, which a user or a tenant can change."""
+    """Link the user to the provider's subject (`sub`) (role admin): logins as that
+    subject are this user's. Never by email or name, which a user or a tenant can
+    change. 409 `identity_in_use` when another user has that subject."""
     with services.writing_as(admin.username):
         user = services.identity.link_identity(env, username, body.subject)
     return _view(services, env, user)
 
 
-@identity_router.delete("")
-def unlink_identity(env: str, username: str, admin: AdminUser, services: ServicesDep) -> UserView:
-    """Unlink the user from the provider's subject."""
+@identity_router.delete(
+    "", responses=answers(200, examples.IDENTITY_UNLINKED, *_LINK, headers=READS_REFLECT_WRITE)
+)
+def unlink_identity(
+    env: Env, username: Username, admin: AdminUser, services: ServicesDep
+) -> UserView:
+    """Unlink the user from the provider's subject (role admin)."""
     with services.writing_as(admin.username):
         user = services.identity.unlink_identity(env, username)
     return _view(services, env, user)
@@ -257,20 +316,23 @@ def unlink_identity(env: str, username: str, admin: AdminUser, services: Service
 
 # ----- login -----
 
-login_router = APIRouter(
-    prefix="/v1/environments/{env}/login/oidc", tags=["login"], responses=COMMON
-)
+login_router = APIRouter(prefix="/v1/environments/{env}/login/oidc", tags=["login"])
 
 
 @login_router.post(
     "",
-    responses={
-        **_NOT_CONNECTED,
-        422: invalid("invalid_redirect_uri"),
-    },
+    responses=answers(
+        200,
+        examples.FEDERATED_LOGIN,
+        *SERVED,
+        "environment_not_found",
+        "identity_provider_not_found",
+        "invalid_redirect_uri",
+    ),
+    openapi_extra=request(examples.START_FEDERATED_LOGIN),
 )
 def start_federated_login(
-    env: str, body: StartFederatedLoginRequest, services: ServicesDep
+    env: Env, body: StartFederatedLoginRequest, services: ServicesDep
 ) -> FederatedLoginView:
     """Start a login through the provider (no token): the authorization code flow with
     PKCE (S256). Send the browser to `authorization_url`; the provider sends it back
@@ -284,15 +346,21 @@ def start_federated_login(
 @login_router.post(
     "/callback",
     response_model_exclude_none=True,
-    responses={
-        401: {"model": ErrorBody, "description": "invalid_oidc_response"},
-        403: {"model": ErrorBody, "description": "user_not_provisioned"},
-        409: {"model": ErrorBody, "description": "user_exists: the name is another user's"},
-        502: {"model": ErrorBody, "description": "identity_provider_unavailable"},
-    },
+    responses=answers(
+        200,
+        examples.LOGIN_STEP,
+        *SERVED,
+        "environment_not_found",
+        "invalid_oidc_response",
+        "user_not_provisioned",
+        "user_exists",
+        "identity_provider_unavailable",
+        "conflict",
+    ),
+    openapi_extra=request(examples.FEDERATED_CALLBACK),
 )
 def federated_callback(
-    env: str, body: FederatedCallbackRequest, services: ServicesDep
+    env: Env, body: FederatedCallbackRequest, services: ServicesDep
 ) -> LoginStepView:
     """The provider's answer. The same three outcomes as the password step; a login
     token goes on to the code step or registration exactly as after a password.

@@ -23,13 +23,15 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from application.service_credentials import ServiceCredentials
-from interfaces.http.deps import ServicesDep
-from interfaces.http.errors import COMMON, ApiError, ErrorBody
+from interfaces.http import examples
+from interfaces.http.deps import Env, ServicesDep
+from interfaces.http.errors import ApiError
+from interfaces.http.openapi import SERVED, answers
 from interfaces.http.schemas import RequestBody, Text
 from interfaces.http.services import Services
 from interfaces.tokens import ACCESS_AUDIENCE, ISSUER, Session, introspect
 
-router = APIRouter(prefix="/v1/environments/{env}", tags=["introspection"], responses=COMMON)
+router = APIRouter(prefix="/v1/environments/{env}", tags=["introspection"])
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -70,16 +72,16 @@ class IntrospectionRequest(RequestBody):
 class IntrospectionView(BaseModel):
     """RFC 7662 §2.2. Inactive tokens answer ``{"active": false}`` and nothing else."""
 
-    active: bool
+    active: bool = Field(description="whether the token is a live access token of this env")
     sub: str | None = Field(default=None, description="the user's id")
-    username: str | None = None
+    username: str | None = Field(default=None, description="the user's name, as created")
     env: str | None = Field(default=None, description="the environment's slug")
     roles: list[str] | None = Field(default=None, description="the user's roles, all current")
-    iss: str | None = None
-    aud: str | None = None
-    iat: int | None = None
-    nbf: int | None = None
-    exp: int | None = None
+    iss: str | None = Field(default=None, description='the issuer: "aero-auth"')
+    aud: str | None = Field(default=None, description='its audience: "aero-auth:access"')
+    iat: int | None = Field(default=None, description="when it was issued, in seconds since 1970")
+    nbf: int | None = Field(default=None, description="not valid before, as iat")
+    exp: int | None = Field(default=None, description="when it expires, as iat")
     token_type: str | None = Field(default=None, description='"Bearer"')
 
     @classmethod
@@ -105,7 +107,6 @@ class IntrospectionView(BaseModel):
 
 def invalid_client() -> ApiError:
     return ApiError(
-        401,
         "invalid_client",
         "the service credential is missing, unknown, revoked or wrong",
         {"WWW-Authenticate": 'Basic realm="aero-auth"'},
@@ -135,7 +136,7 @@ def _token_of(content_type: str, body: bytes) -> str:
             raise RequestValidationError(
                 [{"type": "json_invalid", "loc": ("body",), "msg": "the body is not JSON"}]
             ) from None
-    raise ApiError(415, "unsupported_media_type", f"send {FORM} (RFC 7662) or {JSON}")
+    raise ApiError("unsupported_media_type", f"send {FORM} (RFC 7662) or {JSON}")
 
 
 def _schema() -> dict[str, Any]:
@@ -144,62 +145,42 @@ def _schema() -> dict[str, Any]:
         "required": ["token"],
         "properties": {
             "token": {"type": "string", "description": "the access token to check"},
-            "token_type_hint": {"type": "string", "examples": ["access_token"]},
+            "token_type_hint": {
+                "type": "string",
+                "description": "RFC 7662 §2.1; only access tokens are ever active",
+                "examples": ["access_token"],
+            },
         },
     }
-
-
-_EXAMPLE_TOKEN = "eyJhbGciOiJFZERTQSIsImtpZCI6Ii4uLiIsInR5cCI6ImF0K2p3dCJ9..."  # noqa: S105
-
-_ACTIVE = {
-    "active": True,
-    "sub": "6f1c9a0e-3f4b-5d7e-9a1b-2c3d4e5f6a7b",
-    "username": "bob",
-    "env": "acme",
-    "roles": ["auditor"],
-    "iss": ISSUER,
-    "aud": ACCESS_AUDIENCE,
-    "iat": 1795860000,
-    "nbf": 1795860000,
-    "exp": 1795863600,
-    "token_type": "Bearer",
-}
 
 
 @router.post(
     "/introspect",
     response_model=IntrospectionView,
     response_model_exclude_none=True,
-    responses={
-        200: {
-            "description": "active with the token's facts, or only `active: false`",
-            "content": {
-                JSON: {
-                    "examples": {
-                        "active": {"value": _ACTIVE},
-                        "inactive": {"value": {"active": False}},
-                    }
-                }
-            },
-        },
-        401: {"model": ErrorBody, "description": "invalid_client: no or a wrong credential"},
-        415: {"model": ErrorBody, "description": "unsupported_media_type"},
-    },
+    responses=answers(
+        200,
+        examples.INTROSPECTION,
+        *SERVED,
+        "invalid_client",
+        "unsupported_media_type",
+        description="active with the token's facts, or only `active: false`",
+    ),
     openapi_extra={
         "requestBody": {
             "required": True,
             "content": {
-                FORM: {"schema": _schema(), "example": {"token": _EXAMPLE_TOKEN}},
+                FORM: {"schema": _schema(), "examples": examples.INTROSPECT_FORM},
                 JSON: {
                     "schema": {**_schema(), "additionalProperties": False},
-                    "example": {"token": _EXAMPLE_TOKEN, "token_type_hint": "access_token"},
+                    "examples": examples.INTROSPECT_JSON,
                 },
             },
         }
     },
 )
 async def introspect_token(
-    env: str,
+    env: Env,
     request: Request,
     services: ServicesDep,
     credential: Annotated[HTTPBasicCredentials | None, Depends(_service_credential)],

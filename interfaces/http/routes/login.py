@@ -11,9 +11,10 @@ from fastapi import APIRouter, Response
 
 from application.login import LoginCompleted, Registration
 from domain.errors import AeroError
-from interfaces.http.deps import RegistrationLogin, ServicesDep, TwoFactorLogin
-from interfaces.http.errors import COMMON, ErrorBody, Responses
+from interfaces.http import examples
+from interfaces.http.deps import Env, RegistrationLogin, ServicesDep, TwoFactorLogin
 from interfaces.http.observability import Metrics
+from interfaces.http.openapi import CODE_STEP, LOGIN_TOKEN, SERVED, answers, request
 from interfaces.http.schemas import (
     AuthenticatedView,
     CodeRequest,
@@ -24,20 +25,7 @@ from interfaces.http.schemas import (
 )
 from interfaces.http.services import Services
 
-router = APIRouter(prefix="/v1/environments/{env}/login", tags=["login"], responses=COMMON)
-
-_TOKEN_REFUSED: Responses = {
-    401: {"model": ErrorBody, "description": "invalid_token: not a live login token for this step"}
-}
-_CODE_ERRORS: Responses = {
-    401: {"model": ErrorBody, "description": "invalid_code or invalid_token"},
-    403: {"model": ErrorBody, "description": "two_factor_disabled until an admin reset"},
-    429: {
-        "model": ErrorBody,
-        "description": "too_many_attempts; Retry-After says when to try again",
-        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-    },
-}
+router = APIRouter(prefix="/v1/environments/{env}/login", tags=["login"])
 
 
 @contextmanager
@@ -60,19 +48,26 @@ def _authenticated(services: Services, step: str, done: LoginCompleted) -> Authe
 @router.post(
     "",
     response_model_exclude_none=True,
-    responses={
-        401: {"model": ErrorBody, "description": "invalid_credentials"},
-        404: {"model": ErrorBody, "description": "environment_not_found"},
-    },
+    responses=answers(
+        200,
+        examples.LOGIN_STEP,
+        *SERVED,
+        "invalid_credentials",
+        "environment_not_found",
+        "password_login_disabled",
+    ),
+    openapi_extra=request(examples.LOGIN),
 )
-def login(env: str, body: LoginRequest, services: ServicesDep) -> LoginStepView:
+def login(env: Env, body: LoginRequest, services: ServicesDep) -> LoginStepView:
     """The password step. No token.
 
     `authenticated` with an access token when 2FA is neither required nor
     registered; otherwise a login token (5 minutes, this login only) for
     `two_factor_required` or `two_factor_registration_required`. An unknown
     user, a wrong password and a throttled password step all answer the same
-    401 `invalid_credentials`.
+    401 `invalid_credentials`. The right password of a user whom the identity
+    provider's `password_login` setting sends to the provider: 403
+    `password_login_disabled`.
     """
     with _counted(services.metrics, "password"):
         step = services.application.start_login(env, body.username, body.password)
@@ -96,9 +91,11 @@ def _registration(services: Services, env: str, login: RegistrationLogin) -> Reg
     return services.application.start_registration(env, login.username, login.challenge_id)
 
 
-@router.post("/two-factor/registration", responses=_TOKEN_REFUSED)
+@router.post(
+    "/two-factor/registration", responses=answers(200, examples.REGISTRATION, *LOGIN_TOKEN)
+)
 def start_registration(
-    env: str, login: RegistrationLogin, services: ServicesDep
+    env: Env, login: RegistrationLogin, services: ServicesDep
 ) -> RegistrationView:
     """A new secret for the authenticator app, as text, otpauth URI and QR code.
 
@@ -117,12 +114,23 @@ def start_registration(
 @router.get(
     "/two-factor/registration/qr.png",
     response_class=Response,
-    responses={
-        200: {"content": {"image/png": {}}, "description": "a QR code of otpauth_uri"},
-        **_TOKEN_REFUSED,
-    },
+    responses=answers(
+        200,
+        None,
+        *LOGIN_TOKEN,
+        description="a QR code of otpauth_uri",
+        content={
+            "image/png": {
+                "schema": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": "a PNG image: a QR code that decodes to otpauth_uri",
+                }
+            }
+        },
+    ),
 )
-def registration_qr(env: str, login: RegistrationLogin, services: ServicesDep) -> Response:
+def registration_qr(env: Env, login: RegistrationLogin, services: ServicesDep) -> Response:
     """The registration's otpauth URI as a PNG QR code (same login token, same secret)."""
     registration = _registration(services, env, login)
     png = io.BytesIO()
@@ -135,13 +143,19 @@ def registration_qr(env: str, login: RegistrationLogin, services: ServicesDep) -
 @router.post(
     "/two-factor/registration/confirm",
     response_model_exclude_none=True,
-    responses=_CODE_ERRORS,
+    responses=answers(200, examples.REGISTERED, *CODE_STEP),
+    openapi_extra=request(examples.CODE),
 )
 def confirm_registration(
-    env: str, body: CodeRequest, login: RegistrationLogin, services: ServicesDep
+    env: Env, body: CodeRequest, login: RegistrationLogin, services: ServicesDep
 ) -> AuthenticatedView:
     """Confirm the new authenticator with its first code. The login completes with an
-    access token and ten recovery codes, shown this once."""
+    access token and ten recovery codes, shown this once.
+
+    Takes the login token of a `two_factor_registration_required` login that has
+    started registration (else 401 `invalid_token`). Wrong codes count as for the code
+    step: 401, then 429 while locked, 403 once disabled.
+    """
     with _counted(services.metrics, "registration"):
         done = services.application.confirm_registration(
             env, login.username, login.challenge_id, body.code
@@ -149,9 +163,14 @@ def confirm_registration(
     return _authenticated(services, "registration", done)
 
 
-@router.post("/two-factor", response_model_exclude_none=True, responses=_CODE_ERRORS)
+@router.post(
+    "/two-factor",
+    response_model_exclude_none=True,
+    responses=answers(200, examples.AUTHENTICATED, *CODE_STEP),
+    openapi_extra=request(examples.CODE),
+)
 def verify_code(
-    env: str, body: CodeRequest, login: TwoFactorLogin, services: ServicesDep
+    env: Env, body: CodeRequest, login: TwoFactorLogin, services: ServicesDep
 ) -> AuthenticatedView:
     """The code from the authenticator app (login token of a `two_factor_required` login).
 
@@ -166,12 +185,18 @@ def verify_code(
     return _authenticated(services, "two_factor", done)
 
 
-@router.post("/recovery", response_model_exclude_none=True, responses=_CODE_ERRORS)
+@router.post(
+    "/recovery",
+    response_model_exclude_none=True,
+    responses=answers(200, examples.AUTHENTICATED, *CODE_STEP),
+    openapi_extra=request(examples.RECOVERY_CODE),
+)
 def use_recovery_code(
-    env: str, body: RecoveryCodeRequest, login: TwoFactorLogin, services: ServicesDep
+    env: Env, body: RecoveryCodeRequest, login: TwoFactorLogin, services: ServicesDep
 ) -> AuthenticatedView:
-    """A recovery code instead of the app's code; each works once. Failures count with
-    the code step's."""
+    """A recovery code instead of the app's code (login token of a `two_factor_required`
+    login); each works once. Failures count with the code step's: 401 `invalid_code`,
+    429 `too_many_attempts`, 403 `two_factor_disabled`."""
     with _counted(services.metrics, "recovery"):
         done = services.application.use_recovery_code(
             env, login.username, login.challenge_id, body.recovery_code

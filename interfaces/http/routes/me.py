@@ -4,20 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from interfaces.http.deps import CurrentUser, ServicesDep
-from interfaces.http.errors import COMMON, ErrorBody, invalid
+from interfaces.http import examples
+from interfaces.http.deps import CurrentUser, Env, ServicesDep
+from interfaces.http.openapi import ACCESS, READS_REFLECT_WRITE, answers, request
 from interfaces.http.schemas import ChangeOwnPasswordRequest, RecoveryCodesView, UserView
 
-router = APIRouter(
-    prefix="/v1/environments/{env}/me",
-    tags=["me"],
-    responses={**COMMON, 401: {"model": ErrorBody, "description": "invalid_token"}},
-)
+router = APIRouter(prefix="/v1/environments/{env}/me", tags=["me"])
 
 
-@router.get("")
-def get_me(env: str, me: CurrentUser, services: ServicesDep) -> UserView:
-    """The caller as a UserView."""
+@router.get("", responses=answers(200, examples.ME, *ACCESS))
+def get_me(env: Env, me: CurrentUser, services: ServicesDep) -> UserView:
+    """The caller (access token, any role) as a UserView."""
     return UserView.of(me.user, services.application.environment(env), services.clock.now())
 
 
@@ -25,16 +22,26 @@ def get_me(env: str, me: CurrentUser, services: ServicesDep) -> UserView:
     "/password",
     status_code=204,
     response_class=Response,
-    responses={
-        401: {"model": ErrorBody, "description": "invalid_credentials or invalid_token"},
-        422: invalid("weak_password"),
-    },
+    responses=answers(
+        204,
+        None,
+        *ACCESS,
+        "invalid_credentials",
+        "weak_password",
+        "password_login_disabled",
+        "conflict",
+        description="the password is changed; this access token has ended too",
+        headers=READS_REFLECT_WRITE,
+    ),
+    openapi_extra=request(examples.CHANGE_OWN_PASSWORD),
 )
 def change_own_password(
-    env: str, body: ChangeOwnPasswordRequest, me: CurrentUser, services: ServicesDep
+    env: Env, body: ChangeOwnPasswordRequest, me: CurrentUser, services: ServicesDep
 ) -> Response:
-    """Change one's own password, proving the current one; a wrong one counts as a failed
-    login. Other logins and access tokens, this one included, end."""
+    """Change one's own password, proving the current one; a wrong one (401
+    `invalid_credentials`) counts as a failed login. Other logins and access tokens,
+    this one included, end. A user the identity provider created has no local
+    password: 403 `password_login_disabled`."""
     with services.writing_as(me.username):
         services.application.change_own_password(
             env, me.username, body.current_password, body.new_password
@@ -44,12 +51,20 @@ def change_own_password(
 
 @router.post(
     "/recovery-codes",
-    responses={409: {"model": ErrorBody, "description": "two_factor_not_registered"}},
+    responses=answers(
+        200,
+        examples.RECOVERY_CODES_ISSUED,
+        *ACCESS,
+        "two_factor_not_registered",
+        "conflict",
+        headers=READS_REFLECT_WRITE,
+    ),
 )
 def regenerate_recovery_codes(
-    env: str, me: CurrentUser, services: ServicesDep
+    env: Env, me: CurrentUser, services: ServicesDep
 ) -> RecoveryCodesView:
-    """Ten new recovery codes, shown once; the previous set stops working."""
+    """Ten new recovery codes, shown once; the previous set stops working. Without an
+    authenticator: 409 `two_factor_not_registered`."""
     with services.writing_as(me.username):
         codes = services.application.regenerate_recovery_codes(env, me.username)
     return RecoveryCodesView(recovery_codes=codes)

@@ -8,15 +8,18 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from interfaces.http import examples
 from interfaces.http.deps import ServicesDep
+from interfaces.http.error_codes import status_of_code
 from interfaces.http.observability import Metrics, logger
-from interfaces.http.schemas import HealthView, NotReadyView
+from interfaces.http.openapi import COMMON, JSON, answers, text
+from interfaces.http.schemas import HealthView, JsonWebKeySet, NotReadyView
 from interfaces.http.services import Services
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", responses=answers(200, examples.HEALTH, *COMMON))
 def healthz() -> HealthView:
     """The process answers."""
     return HealthView(status="ok")
@@ -28,9 +31,17 @@ def _problems(services: Services | None) -> list[str]:
     return services.readiness.problems()
 
 
+_NOT_READY: dict[str, Any] = {
+    "model": NotReadyView,
+    "description": "not ready, with the reasons",
+    "content": {JSON: {"examples": examples.NOT_READY}},
+}
+
+
 @router.get(
     "/readyz",
-    responses={503: {"model": NotReadyView, "description": "not ready, with the reasons"}},
+    response_model=HealthView,
+    responses={**answers(200, examples.READY, *COMMON), 503: _NOT_READY},
 )
 def readyz(request: Request) -> Any:
     """Ready while the event store accepts a write and every view is kept up to date.
@@ -45,14 +56,25 @@ def readyz(request: Request) -> Any:
     problems = _problems(getattr(request.app.state, "services", None))
     if problems:
         body = NotReadyView(detail="; ".join(problems), problems=problems)
-        return JSONResponse(body.model_dump(), status_code=503)
+        return JSONResponse(body.model_dump(), status_code=status_of_code(body.error))
     return HealthView(status="ready")
 
 
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    responses=answers(
+        200,
+        None,
+        *COMMON,
+        description="Prometheus text format",
+        content=text(
+            "text/plain",
+            examples.METRICS,
+            "two of the series",
+            "Prometheus text exposition format 0.0.4",
+        ),
+    ),
 )
 def metrics(request: Request) -> Response:
     """Requests and latencies by route template, login steps by outcome, the views'
@@ -73,7 +95,17 @@ def metrics(request: Request) -> Response:
 JWKS_MAX_AGE_SECONDS = 300
 
 
-@router.get("/.well-known/jwks.json")
+@router.get(
+    "/.well-known/jwks.json",
+    response_model=JsonWebKeySet,
+    responses=answers(
+        200,
+        examples.JWKS,
+        *COMMON,
+        "starting",
+        headers={"Cache-Control": f"`public, max-age={JWKS_MAX_AGE_SECONDS}`"},
+    ),
+)
 def jwks(services: ServicesDep, response: Response) -> dict[str, Any]:
     """The public keys (RFC 7517) that verify access tokens: the current signing key,
     then the previous one while tokens it signed may live; `kid` names the key.

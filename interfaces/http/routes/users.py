@@ -7,8 +7,19 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from domain.credential import UserCredential
-from interfaces.http.deps import AdminUser, AtInstant, CurrentUser, ReadModelsDep, ServicesDep
-from interfaces.http.errors import COMMON, ErrorBody, Responses, invalid
+from interfaces.http import examples
+from interfaces.http.deps import (
+    AdminUser,
+    AtInstant,
+    CurrentUser,
+    Cursor,
+    Env,
+    Limit,
+    ReadModelsDep,
+    ServicesDep,
+    Username,
+)
+from interfaces.http.openapi import READS_REFLECT_WRITE, ROLE, answers, request
 from interfaces.http.schemas import (
     ChangeGroupsRequest,
     ChangeRolesRequest,
@@ -20,17 +31,10 @@ from interfaces.http.schemas import (
 )
 from interfaces.http.services import Services
 
-router = APIRouter(
-    prefix="/v1/environments/{env}/users",
-    tags=["users"],
-    responses={
-        **COMMON,
-        401: {"model": ErrorBody, "description": "invalid_token"},
-        403: {"model": ErrorBody, "description": "forbidden: a role is missing"},
-    },
-)
+router = APIRouter(prefix="/v1/environments/{env}/users", tags=["users"])
 
-_NOT_FOUND: Responses = {404: {"model": ErrorBody, "description": "user_not_found"}}
+# An admin's change to one user: the user may not exist; the command retries on conflicts.
+_CHANGE = (*ROLE, "user_not_found", "conflict")
 
 
 def _view(services: Services, env: str, user: UserCredential) -> UserView:
@@ -40,15 +44,22 @@ def _view(services: Services, env: str, user: UserCredential) -> UserView:
 @router.post(
     "",
     status_code=201,
-    responses={
-        409: {"model": ErrorBody, "description": "user_exists"},
-        422: invalid("invalid input or weak_password"),
-    },
+    responses=answers(
+        201,
+        examples.USER_CREATED,
+        *ROLE,
+        "invalid_input",
+        "weak_password",
+        "user_exists",
+        headers=READS_REFLECT_WRITE,
+    ),
+    openapi_extra=request(examples.CREATE_USER),
 )
 def create_user(
-    env: str, body: CreateUserRequest, admin: AdminUser, services: ServicesDep
+    env: Env, body: CreateUserRequest, admin: AdminUser, services: ServicesDep
 ) -> UserView:
-    """Create a user. Roles are a subset of admin and auditor; groups are free strings."""
+    """Create a user (role admin). Roles are a subset of admin and auditor; groups are
+    free strings."""
     with services.writing_as(admin.username):
         user = services.application.create_user(
             env, body.username, body.password, body.groups, body.roles
@@ -61,21 +72,25 @@ def create_user(
 @router.get(
     "",
     response_model_exclude_unset=True,
-    responses={503: {"model": ErrorBody, "description": "read_models_unavailable"}},
+    responses=answers(200, examples.USERS, *ROLE, "invalid_cursor", "read_models_unavailable"),
 )
 def list_users(
-    env: str,
+    env: Env,
     admin: AdminUser,
     read_models: ReadModelsDep,
     services: ServicesDep,
     two_factor: Annotated[
         Literal["all", "required", "registered", "required_unregistered"],
-        Query(description="which users: all, required, registered or required_unregistered"),
+        Query(
+            description="which users: all; those the policy requires 2FA of; those with an "
+            "authenticator; those required but without one"
+        ),
     ] = "all",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
 ) -> UserList:
-    """The users, ordered by username, a page at a time (from the read models)."""
+    """The users (role admin), ordered by username, a page at a time (from the read
+    models)."""
     page = read_models.list_users(env, two_factor, limit, cursor)
     now = services.clock.now()
     return UserList(
@@ -85,13 +100,21 @@ def list_users(
 
 @router.get(
     "/{username}",
-    responses={**_NOT_FOUND, 422: invalid("invalid_timestamp")},
+    responses=answers(
+        200,
+        examples.USER,
+        *ROLE,
+        "user_not_found",
+        "environment_not_found",
+        "invalid_timestamp",
+    ),
 )
 def get_user(
-    env: str, username: str, caller: CurrentUser, at: AtInstant, services: ServicesDep
+    env: Env, username: Username, caller: CurrentUser, at: AtInstant, services: ServicesDep
 ) -> UserView:
     """The user now (role admin), or with `?at=` as at that instant (admin or auditor),
-    `required` judged by the policy and groups of that instant."""
+    `required` judged by the policy and groups of that instant. With `at`: 404 before
+    the user (`user_not_found`) or the environment (`environment_not_found`) existed."""
     if at is None:
         caller.require_any("admin")
         return _view(services, env, services.application.user(env, username))
@@ -101,22 +124,47 @@ def get_user(
     return UserView.of(user, history.environment_at(env, at), at)
 
 
-@router.put("/{username}/groups", responses={**_NOT_FOUND})
+@router.put(
+    "/{username}/groups",
+    responses=answers(
+        200,
+        examples.GROUPS_CHANGED,
+        *_CHANGE,
+        "invalid_input",
+        "groups_managed_by_provider",
+        headers=READS_REFLECT_WRITE,
+    ),
+    openapi_extra=request(examples.CHANGE_GROUPS),
+)
 def change_groups(
-    env: str, username: str, body: ChangeGroupsRequest, admin: AdminUser, services: ServicesDep
+    env: Env,
+    username: Username,
+    body: ChangeGroupsRequest,
+    admin: AdminUser,
+    services: ServicesDep,
 ) -> UserView:
-    """Replace the user's groups, which decide whether the policy requires 2FA of them."""
+    """Replace the user's groups (role admin), which decide whether the policy requires
+    2FA of them. While the identity provider sets groups (`groups_claim`): 409
+    `groups_managed_by_provider`."""
     with services.writing_as(admin.username):
         user = services.application.change_groups(env, username, body.groups)
     return _view(services, env, user)
 
 
-@router.put("/{username}/roles", responses={**_NOT_FOUND})
+@router.put(
+    "/{username}/roles",
+    responses=answers(200, examples.ROLES_CHANGED, *_CHANGE, headers=READS_REFLECT_WRITE),
+    openapi_extra=request(examples.CHANGE_ROLES),
+)
 def change_roles(
-    env: str, username: str, body: ChangeRolesRequest, admin: AdminUser, services: ServicesDep
+    env: Env,
+    username: Username,
+    body: ChangeRolesRequest,
+    admin: AdminUser,
+    services: ServicesDep,
 ) -> UserView:
-    """Replace the user's roles; access tokens are checked against current roles, so
-    this takes effect at once."""
+    """Replace the user's roles (role admin); access tokens are checked against current
+    roles, so this takes effect at once."""
     with services.writing_as(admin.username):
         user = services.application.change_roles(env, username, body.roles)
     return _view(services, env, user)
@@ -124,27 +172,41 @@ def change_roles(
 
 @router.put(
     "/{username}/password",
-    responses={**_NOT_FOUND, 422: invalid("weak_password")},
+    responses=answers(
+        200, examples.PASSWORD_SET, *_CHANGE, "weak_password", headers=READS_REFLECT_WRITE
+    ),
+    openapi_extra=request(examples.SET_PASSWORD),
 )
 def set_password(
-    env: str, username: str, body: SetPasswordRequest, admin: AdminUser, services: ServicesDep
+    env: Env,
+    username: Username,
+    body: SetPasswordRequest,
+    admin: AdminUser,
+    services: ServicesDep,
 ) -> UserView:
-    """Set a new password; the user's pending logins and access tokens end."""
+    """Set a new password (role admin); the user's pending logins and access tokens end."""
     with services.writing_as(admin.username):
         user = services.application.change_password(env, username, body.password)
     return _view(services, env, user)
 
 
-@router.post("/{username}/two-factor/reset", responses={**_NOT_FOUND})
+@router.post(
+    "/{username}/two-factor/reset",
+    responses=answers(
+        200, examples.TWO_FACTOR_RESET, *_CHANGE, "invalid_input", headers=READS_REFLECT_WRITE
+    ),
+    openapi_extra=request(examples.RESET_TWO_FACTOR),
+)
 def reset_two_factor(
-    env: str,
-    username: str,
+    env: Env,
+    username: Username,
     body: ResetTwoFactorRequest,
     admin: AdminUser,
     services: ServicesDep,
 ) -> UserView:
-    """Forget the user's authenticator and recovery codes, and end their logins and
-    access tokens. The next login asks them to register again if 2FA is required."""
+    """Forget the user's authenticator and recovery codes (role admin), and end their
+    logins and access tokens. The next login asks them to register again if 2FA is
+    required."""
     with services.writing_as(admin.username):
         user = services.application.reset_two_factor(env, username, body.reason)
     return _view(services, env, user)
