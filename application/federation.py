@@ -271,6 +271,8 @@ class FederatedLogins:
             if login is None
             else login.usable(slug, provider.connection_id if provider else None, now)
         )
+        if reason is None and login is not None and not self._claimed(login, now):
+            reason = "state_used"
         if reason is not None:
             if login is None or reason in ("unknown_state", "state_used"):
                 # Not this environment's login, or one already ended: its own
@@ -293,6 +295,22 @@ class FederatedLogins:
             if pending is not None and not pending.ended:
                 self._fail(pending, outcome.reason, outcome.subject)
             raise outcome.error from None
+
+    def _claimed(self, login: FederatedLogin, now: datetime) -> bool:
+        """Whether this callback took the login; False when another callback had or has.
+
+        Claimed and saved before the code is redeemed at the provider: a provider
+        redeems a code once, so of two concurrent callbacks the second's exchange
+        would fail, and its failure would end the login the first was completing.
+        """
+        if login.claimed:
+            return False
+        login.claim(now)
+        try:
+            self.app.save(login)
+        except (RecordConflictError, IntegrityError):
+            return False
+        return True
 
     def refuse_callback(self, slug: str, state: str, reason: str) -> None:
         """A callback its interface refused before using the provider's answer, such

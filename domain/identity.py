@@ -289,6 +289,20 @@ class FederatedLogin(AeroAggregate):
         redirect_uri: str
         expires_at: datetime
 
+    class CallbackClaimed(AeroAggregate.Event):
+        """A callback took this login before asking the provider anything.
+
+        The state is single use: of two callbacks with the same state (a replay, or a
+        browser's retry reaching another worker) one saves this event and goes on,
+        and the other meets a conflict and is refused without redeeming the code, so
+        it cannot fail the login the first is completing.
+        """
+
+        TOPIC = "aero:FederatedLogin.CallbackClaimed"
+
+        def apply(self, login: FederatedLogin) -> None:
+            login.claimed = True
+
     class Completed(AeroAggregate.Event):
         """The callback logged a user in; the user's own events say how."""
 
@@ -307,6 +321,8 @@ class FederatedLogin(AeroAggregate):
 
         def apply(self, login: FederatedLogin) -> None:
             login.ended = True
+
+    claimed = False  # also for logins started before CallbackClaimed existed
 
     def __init__(
         self,
@@ -360,6 +376,12 @@ class FederatedLogin(AeroAggregate):
         if connection_id != self.connection_id:
             return "provider_changed"
         return None
+
+    def claim(self, now: datetime) -> None:
+        """Take the login for this callback; a second claim is refused as ``state_used``."""
+        if self.claimed or self.ended:
+            raise ValueError("state_used")
+        self._trigger(self.CallbackClaimed, now)
 
     def complete(self, username: str, now: datetime) -> None:
         self._trigger(self.Completed, now, username=username)

@@ -165,6 +165,7 @@ RULES: dict[str, Rule] = {
     FederatedLogin.Created.TOPIC: Rule(
         "login_federated_started", SUCCESS, lambda e: {"redirect_uri": e.redirect_uri}
     ),
+    FederatedLogin.CallbackClaimed.TOPIC: Rule(None, SUCCESS, _nothing),
     FederatedLogin.Completed.TOPIC: Rule(None, SUCCESS, _nothing),
     FederatedLogin.Failed.TOPIC: Rule(
         "login_federated_failed",
