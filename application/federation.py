@@ -303,9 +303,10 @@ class FederatedLogins:
         redeems a code once, so of two concurrent callbacks the second's exchange
         would fail, and its failure would end the login the first was completing.
         """
-        if login.claimed:
+        try:
+            login.claim(now)  # the login decides whether it can still be taken
+        except ValueError:
             return False
-        login.claim(now)
         try:
             self.app.save(login)
         except (RecordConflictError, IntegrityError):
