@@ -36,7 +36,7 @@ from eventsourcing.utils import get_topic
 from application.clock import Clock, SystemClock
 from application.passwords import Argon2Hasher
 from application.secretbox import SecretBox
-from application.transcoding import FrozensetAsList, OrjsonTranscoder
+from application.transcoding import AeroMapper, FrozensetAsList, OrjsonTranscoder
 from domain.credential import SNAPSHOT_INTERVAL, UserCredential
 from domain.environment import Environment
 from domain.errors import (
@@ -139,9 +139,13 @@ class AeroApplication(Application[UUID]):
     """The library's Application with aero-auth's storage, and its aggregates by name."""
 
     name = "AeroAuth"
-    # The library's own setting, as its examples name an orjson transcoder; the
-    # operator's environment (TRANSCODER_TOPIC) or an explicit env still wins.
-    env = {"TRANSCODER_TOPIC": get_topic(OrjsonTranscoder)}
+    # The library's own settings, as its examples name an orjson transcoder; the
+    # operator's environment (TRANSCODER_TOPIC, MAPPER_TOPIC) or an explicit env
+    # still wins.
+    env = {
+        "TRANSCODER_TOPIC": get_topic(OrjsonTranscoder),
+        "MAPPER_TOPIC": get_topic(AeroMapper),
+    }
     snapshotting_intervals = {UserCredential: SNAPSHOT_INTERVAL}
     snapshotting_projectors = {UserCredential: apply_events}
 

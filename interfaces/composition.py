@@ -9,6 +9,13 @@ It is longer than the other modules on purpose: wiring kept in one place is the
 point of a composition root, and each function here is a few lines of it (the
 store, the keys, the views, the container). Splitting it would scatter the
 wiring it exists to gather.
+
+What only a serving process needs (FastAPI and the routes, the web UI with
+Jinja, tokens, the identity provider's HTTP client) is imported in the
+functions that build it. A command such as ``rebuild``, ``project`` or
+``verify-audit`` then loads about a third of the modules and objects a server
+does; a full garbage collection walks every object, so a rebuild's collections
+cost a third as much (docs/benchmarks.md, "What a command imports").
 """
 
 from __future__ import annotations
@@ -22,38 +29,26 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import psycopg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from eventsourcing.postgres import PostgresDatastore
-from fastapi import FastAPI
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import SettingsError
 
 from application.clock import Clock, SystemClock
-from application.federation import FederatedLogins
 from application.passwords import Argon2Hasher, Argon2Parameters
-from application.relying_party import RelyingParty
 from application.secret_keys import stored_secrets
 from application.secretbox import SecretBox, SecretBoxError
 from application.service import AeroAuth, SecurityPolicy
 from domain.throttle import Throttle
 from infrastructure.write_probe import PostgresWriteProbe, SQLiteWriteProbe
 from interfaces.files import private_sqlite_files, warn_if_exposed
-from interfaces.http.app import create_app
-from interfaces.http.clientip import TrustedProxies
 from interfaces.keys import KeyConfigurationError, decode_key, read_or_create
 from interfaces.settings import Settings, from_environment
-from interfaces.signing_keys import (
-    load_previous_cookie_key,
-    load_previous_key,
-    load_signing_key,
-)
-from interfaces.tokens import TokenService
-from interfaces.web.sessions import PostgresSessionList, Sealer, SessionList, SQLiteSessionList
 from projections.api import ReadModels
 from projections.audit_store import SqlAuditView
 from projections.dialects import advisory_key
@@ -61,6 +56,14 @@ from projections.directory_store import SqlDirectoryView
 from projections.lease import CONNECTION_OPTIONS
 from projections.live import LiveReadModels
 from projections.views import Views, postgres_views, sibling_path, sqlite_views
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from application.federation import FederatedLogins
+    from interfaces.http.clientip import TrustedProxies
+    from interfaces.tokens import TokenService
+    from interfaces.web.sessions import Sealer, SessionList
 
 ReadModelsFactory = Callable[[AeroAuth], ReadModels]
 
@@ -482,6 +485,9 @@ def build_read_models(settings: Settings, application: AeroAuth, **options: Any)
 
 
 def build_tokens(settings: Settings, clock: Clock) -> TokenService:
+    from interfaces.signing_keys import load_previous_key, load_signing_key
+    from interfaces.tokens import TokenService
+
     return TokenService(
         load_signing_key(settings),
         clock,
@@ -559,6 +565,10 @@ def build_container(
     clock: Clock | None = None,
     read_models: ReadModelsFactory | None = None,
 ) -> Container:
+    from interfaces.http.clientip import TrustedProxies
+    from interfaces.signing_keys import load_previous_cookie_key, load_signing_key
+    from interfaces.web.sessions import Sealer
+
     clock = clock or SystemClock()
     tokens = build_tokens(settings, clock)
     operator = operator_token(settings)
@@ -589,12 +599,17 @@ def build_container(
 
 def build_federated_logins(settings: Settings, application: AeroAuth) -> FederatedLogins:
     """Logins through an environment's identity provider, with this process's caches."""
+    from application.federation import FederatedLogins
+    from application.relying_party import RelyingParty
+
     return FederatedLogins(application, RelyingParty(timeout=settings.oidc_timeout_seconds))
 
 
 def web_sessions(store: Store) -> SessionList:
     """The web UI's sessions, beside the event store: a SQLite file next to its file,
     or a table in its PostgreSQL database."""
+    from interfaces.web.sessions import PostgresSessionList, SQLiteSessionList
+
     if store.kind == "sqlite":
         assert store.sqlite_path is not None
         return SQLiteSessionList(
@@ -632,6 +647,8 @@ def http_app(
     read_models_factory: ReadModelsFactory | None = None,
 ) -> FastAPI:
     """An app over the store ``settings`` name; the container is built when it starts."""
+    from interfaces.http.app import create_app
+
     wire = partial(build_container, settings, clock=clock, read_models=read_models_factory)
     return create_app(wire, max_request_bytes=settings.max_request_bytes)
 
@@ -646,6 +663,8 @@ def http_app_from_environment() -> FastAPI:
 def prepare_first_start(settings: Settings) -> None:
     """Create the keys and the operator token once, before any worker starts, so that
     workers only read them; read_or_create says where it put each one."""
+    from interfaces.signing_keys import load_signing_key
+
     secret_box(settings)
     audit_chain_key(settings)
     load_signing_key(settings)

@@ -27,8 +27,8 @@ from projections.audit_chain import (
     GENESIS,
     NotCanonicalError,
     canonical_json,
-    chain_content,
     chain_hash,
+    entry_content,
     event_digest,
     link,
 )
@@ -153,14 +153,12 @@ class AuditProjection:
             rule.outcome,
             event.ip,
             event.user_agent,
-            details.decode(),
-            digest,
         )
         # Hashed before the entry is made, not replaced after: _replace cost a
         # microsecond of every entry.
-        content = chain_content(ChainedEntry(*fields, hash=""), details, digest)
-        previous = writer.last_hash(owner.environment)
-        writer.append(ChainedEntry(*fields, hash=link(writer.chain_key, previous, content)))
+        content = entry_content(*fields, details, digest)
+        hashed = link(writer.chain_key, writer.last_hash(owner.environment), content)
+        writer.append(ChainedEntry(*fields, details.decode(), digest, hashed))
 
     @staticmethod
     def _owner(writer: AuditWriter, topic: str, event: Any) -> Owner:

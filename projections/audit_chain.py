@@ -80,18 +80,49 @@ def canonical(entry: AuditEntry, event: str) -> bytes:
 def chain_content(entry: Any, details: bytes, event: str) -> bytes:
     """``canonical(entry)`` for an entry whose details are canonical JSON already:
     the projection writes them once, for the stored column and for the hash."""
+    return entry_content(
+        entry.position,
+        entry.environment,
+        entry.occurred_at,
+        entry.type,
+        entry.username,
+        entry.actor,
+        entry.outcome,
+        entry.ip,
+        entry.user_agent,
+        details,
+        event,
+    )
+
+
+def entry_content(
+    position: int,
+    environment: str,
+    occurred_at: datetime,
+    type: str,
+    username: str | None,
+    actor: str | None,
+    outcome: str,
+    ip: str | None,
+    user_agent: str | None,
+    details: bytes,
+    event: str,
+) -> bytes:
+    """``chain_content`` of the entry these values would make, without making it: the
+    projection hashes an entry before it builds it (an entry made only to be read
+    cost half a microsecond of each)."""
     # The other values are strings, None and the int position: no float to refuse.
     return _dumps(
         {
-            "position": entry.position,
-            "environment": entry.environment,
-            "occurred_at": utc_text(entry.occurred_at),
-            "type": entry.type,
-            "username": entry.username,
-            "actor": entry.actor,
-            "outcome": entry.outcome,
-            "ip": entry.ip,
-            "user_agent": entry.user_agent,
+            "position": position,
+            "environment": environment,
+            "occurred_at": utc_text(occurred_at),
+            "type": type,
+            "username": username,
+            "actor": actor,
+            "outcome": outcome,
+            "ip": ip,
+            "user_agent": user_agent,
             "details": orjson.Fragment(details),
             "event": event,
         }
