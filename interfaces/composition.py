@@ -13,9 +13,9 @@ wiring it exists to gather.
 What only a serving process needs (FastAPI and the routes, the web UI with
 Jinja, tokens, the identity provider's HTTP client) is imported in the
 functions that build it. A command such as ``rebuild``, ``project`` or
-``verify-audit`` then loads about a third of the modules and objects a server
-does; a full garbage collection walks every object, so a rebuild's collections
-cost a third as much (docs/benchmarks.md, "What a command imports").
+``verify-audit`` then loads half the modules and objects a server does; a full
+garbage collection walks every tracked object, so one during a rebuild costs a
+third of what it did (docs/benchmarks.md, "What a command imports").
 """
 
 from __future__ import annotations
