@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import uvicorn
-from uvicorn.config import LOGGING_CONFIG, STARTUP_FAILURE, Config
-from uvicorn.supervisors import Multiprocess
+
+# uvicorn is imported where a server starts: every other command builds this
+# module's command too, and loads no web server for it (tests/cli/test_imports.py).
 
 FACTORY = "interfaces.composition:http_app_from_environment"
 WORKER_HEALTHCHECK_SECONDS = 30
@@ -24,6 +24,8 @@ logger = logging.getLogger("uvicorn.error")
 
 
 def _log_config() -> dict[str, Any]:
+    from uvicorn.config import LOGGING_CONFIG
+
     config = copy.deepcopy(LOGGING_CONFIG)
     config["loggers"]["aero_auth"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
     return config
@@ -58,6 +60,8 @@ def _worker_socket(family: int, address: tuple[Any, ...]) -> socket.socket:
     try:
         return _reuse_port_socket(family, address)
     except OSError as e:
+        from uvicorn.config import STARTUP_FAILURE
+
         print(f"aero-auth: a worker cannot listen on {address}: {e}", file=sys.stderr)
         sys.exit(STARTUP_FAILURE)
 
@@ -209,6 +213,10 @@ def serve(
 
 def run(factory: str, *, host: str, port: int, workers: int, **options: Any) -> None:
     """``uvicorn.run`` of an app factory, each of several workers on a socket of its own."""
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE, Config
+    from uvicorn.supervisors import Multiprocess
+
     if workers == 1 or not spreads_connections():
         uvicorn.run(
             factory,

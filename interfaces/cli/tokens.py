@@ -9,7 +9,6 @@ import typer
 
 from interfaces.cli.exits import FINDING, configuration_errors, fail
 from interfaces.composition import load_settings
-from interfaces.signing_keys import RotationTooSoonError, rotate_signing_key
 
 app = typer.Typer(help="Manage the token signing keys.", no_args_is_help=True)
 
@@ -30,6 +29,9 @@ def rotate(
     Tokens signed before stay valid until they expire. Restart the servers
     afterwards: they read the keys when they start.
     """
+    # Signing keys bring the token and cookie codecs: loaded by this command alone.
+    from interfaces.signing_keys import RotationTooSoonError, rotate_signing_key
+
     with configuration_errors():
         settings = load_settings()
         try:

@@ -81,7 +81,7 @@ def create_app(wire: Callable[[], Container], *, max_request_bytes: int) -> Fast
     starts."""
     # The web UI builds on this package (deps, services): imported here, so that
     # either package may be imported first.
-    from interfaces.web import close_web_ui, create_web_ui
+    from interfaces.web.app import close_web_ui, create_web_ui
 
     metrics = Metrics()
 

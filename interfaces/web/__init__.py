@@ -1,5 +1,5 @@
-"""The web UI: server-rendered pages under ``/ui/``, over the same services as the API."""
+"""The web UI: server-rendered pages under ``/ui/``, over the same services as the API.
 
-from interfaces.web.app import close_web_ui, create_web_ui
-
-__all__ = ["close_web_ui", "create_web_ui"]
+``interfaces.web.app`` builds it. This package imports nothing itself: the cookie
+sealer (``interfaces.web.sessions``) is also read by commands that load no web stack.
+"""
