@@ -44,7 +44,7 @@ class Provider:
     log: Path
 
     def control(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        if body is None and path == "stats":
+        if body is None and path in ("stats", "requests"):
             response = httpx.get(f"{self.base_url}/_control/{path}", timeout=5)
         else:
             response = httpx.post(f"{self.base_url}/_control/{path}", json=body or {}, timeout=5)
@@ -64,6 +64,11 @@ class Provider:
 
     def jwks_fetches(self) -> int:
         return int(self.control("stats")["jwks_fetches"])
+
+    def requests(self, path: str) -> int:
+        """How many requests ``path`` below the issuer (``/token``, ``/jwks``, ...)
+        received since the last reset."""
+        return int(self.control("requests").get(path, 0))
 
     def authorize(
         self, authorization_url: str, login: str, redirect_uri: str = REDIRECT_URI

@@ -13,10 +13,13 @@
 //   POST /_control/hide-keys  {"kids": [...]}  leave these keys out of the JWKS
 //   POST /_control/hang       {"paths": ["/token", ...]}  never answer these paths
 //   POST /_control/id-token-ttl {"seconds": n}
-//   POST /_control/reset      no accounts, nothing hidden or hanging, the usual TTL
+//   POST /_control/reset      no accounts, nothing hidden or hanging, the usual TTL,
+//                             no requests counted
 //   POST /_control/redirect-uris {"redirect_uris": [...]}  also accept these for every
 //                             client (a browser test's server listens on a port of its own)
 //   GET  /_control/stats      how often the JWKS was fetched
+//   GET  /_control/requests   {"/token": n, ...}  how many requests each path below the
+//                             issuer received since the last reset (hanging ones too)
 
 import crypto from 'node:crypto';
 import http from 'node:http';
@@ -43,6 +46,7 @@ let hiddenKids = new Set();
 let hangPaths = new Set();
 let idTokenTtl = 3600;
 let jwksFetches = 0;
+let requests = new Map(); // path below the issuer -> requests received
 const cookieKeys = [crypto.randomBytes(32).toString('hex')];
 
 function newKey() {
@@ -142,6 +146,7 @@ async function control(req, res, path) {
       hangPaths = new Set();
       idTokenTtl = 3600;
       accounts.clear();
+      requests = new Map();
       return answer(res, 200, {});
     case '/_control/redirect-uris':
       for (const client of clients) {
@@ -151,6 +156,8 @@ async function control(req, res, path) {
       return answer(res, 200, { redirect_uris: clients.map((c) => c.redirect_uris) });
     case '/_control/stats':
       return answer(res, 200, { jwks_fetches: jwksFetches, kids: keys.map((k) => k.kid) });
+    case '/_control/requests':
+      return answer(res, 200, Object.fromEntries(requests));
     default:
       return answer(res, 404, { error: 'no such control' });
   }
@@ -167,6 +174,7 @@ const server = http.createServer((req, res) => {
     return;
   }
   const path = url.pathname.slice(prefix.length) || '/';
+  requests.set(path, (requests.get(path) || 0) + 1);
   if (hangPaths.has(path)) return; // no answer, ever: the client's time-out decides
   if (path === '/jwks') {
     jwksFetches += 1;

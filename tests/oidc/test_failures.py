@@ -39,11 +39,14 @@ def test_a_state_is_used_up_by_its_first_callback(connected: Federation) -> None
     started = connected.start().json()
     answer = connected.provider.authorize(started["authorization_url"], subject)
     assert connected.callback(answer).status_code == 200
+    assert connected.provider.requests("/token") == 1
 
     replayed = connected.callback(answer)
 
     assert (replayed.status_code, error_of(replayed)) == (401, "invalid_oidc_response")
     assert failures(connected)[-1] == {"reason": "state_used", "subject": None}
+    # Refused without contacting the provider: its code was not offered again.
+    assert connected.provider.requests("/token") == 1
 
 
 def test_a_failed_callback_uses_up_its_state_too(connected: Federation) -> None:
@@ -57,6 +60,7 @@ def test_a_failed_callback_uses_up_its_state_too(connected: Federation) -> None:
     assert refused.status_code == 401 and retried.status_code == 401
     assert [f["reason"] for f in failures(connected)] == ["issuer_mismatch", "state_used"]
     assert users(connected) == ["alice"]
+    assert connected.provider.requests("/token") == 0
 
 
 def test_an_unknown_or_foreign_state_is_refused(connected: Federation) -> None:
@@ -270,6 +274,8 @@ def test_a_provider_that_does_not_answer_the_code_exchange_is_a_502(
     assert retried.status_code == 401
     assert [f["reason"] for f in failures(connected)] == ["provider_unavailable", "state_used"]
     assert users(connected) == ["alice"]
+    # The retry did not offer the code to the provider a second time.
+    assert provider.requests("/token") == 1
 
 
 def test_connecting_needs_a_discovery_document_of_that_very_issuer(
@@ -344,6 +350,11 @@ def test_a_login_started_on_one_worker_ends_on_another_exactly_once(
         both = list(pool.map(lambda f: f.callback(answer), [second, connected]))
 
     assert sorted(r.status_code for r in both) == [200, 401]
+    loser = next(r for r in both if r.status_code == 401)
+    assert error_of(loser) == "invalid_oidc_response"
+    assert failures(connected) == [{"reason": "state_used", "subject": None}]
+    # The loser was refused without contacting the provider: the code was redeemed once.
+    assert connected.provider.requests("/token") == 1
     # A login is no admin write: the users list shows carol once this process's
     # directory view has the other worker's events.
     deadline = time.monotonic() + 30
