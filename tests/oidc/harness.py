@@ -63,7 +63,7 @@ class Provider:
         self.control("redirect-uris", {"redirect_uris": [uri]})
 
     def jwks_fetches(self) -> int:
-        return int(self.control("stats")["jwks_fetches"])
+        return self.requests("/jwks")
 
     def requests(self, path: str) -> int:
         """How many requests ``path`` below the issuer (``/token``, ``/jwks``, ...)

@@ -17,7 +17,7 @@
 //                             no requests counted
 //   POST /_control/redirect-uris {"redirect_uris": [...]}  also accept these for every
 //                             client (a browser test's server listens on a port of its own)
-//   GET  /_control/stats      how often the JWKS was fetched
+//   GET  /_control/stats      the signing keys' kids, newest first
 //   GET  /_control/requests   {"/token": n, ...}  how many requests each path below the
 //                             issuer received since the last reset (hanging ones too)
 
@@ -45,7 +45,6 @@ const keys = []; // newest first: oidc-provider signs with the first key for the
 let hiddenKids = new Set();
 let hangPaths = new Set();
 let idTokenTtl = 3600;
-let jwksFetches = 0;
 let requests = new Map(); // path below the issuer -> requests received
 const cookieKeys = [crypto.randomBytes(32).toString('hex')];
 
@@ -155,7 +154,7 @@ async function control(req, res, path) {
       provider = build();
       return answer(res, 200, { redirect_uris: clients.map((c) => c.redirect_uris) });
     case '/_control/stats':
-      return answer(res, 200, { jwks_fetches: jwksFetches, kids: keys.map((k) => k.kid) });
+      return answer(res, 200, { kids: keys.map((k) => k.kid) });
     case '/_control/requests':
       return answer(res, 200, Object.fromEntries(requests));
     default:
@@ -177,7 +176,6 @@ const server = http.createServer((req, res) => {
   requests.set(path, (requests.get(path) || 0) + 1);
   if (hangPaths.has(path)) return; // no answer, ever: the client's time-out decides
   if (path === '/jwks') {
-    jwksFetches += 1;
     const published = keys.filter((k) => !hiddenKids.has(k.kid)).map(publicJwk);
     answer(res, 200, { keys: published });
     return;
